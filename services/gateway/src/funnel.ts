@@ -1,0 +1,112 @@
+/**
+ * The funnel, readable in one place: stages in order, their budgets, the
+ * candidate counts, the recall channels and quotas, fusion weights, the
+ * fallback chain, and the experiment that may override any of it.
+ *
+ *   gateway -> recall (~1,100) -> prerank (300) -> rank (300) -> rerank (count) -> response
+ *                                                                      └─ popular items if all else fails
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+
+export interface FunnelDefinition {
+  readonly id: string;
+  /** Whole-request budget; the caller's deadline wins when shorter. */
+  readonly totalBudgetMs: number;
+  readonly recall: {
+    readonly budgetMs: number;
+    readonly maxCandidates: number;
+    /** channel id -> quota; a channel missing here uses recall's default; 0 turns it off. */
+    readonly channels: Readonly<Record<string, number>>;
+    /** failure policy: dropped channels fail open inside recall; recall down -> popular items. */
+  };
+  readonly prerank: { readonly budgetMs: number; readonly keep: number /* failure: keep top by recall score */ };
+  readonly rank: { readonly budgetMs: number /* failure: use prerank scores */ };
+  readonly rerank: {
+    readonly budgetMs: number;
+    /** task -> weight for score fusion. */
+    readonly weights: Readonly<Record<string, number>>;
+    /* failure: rank order, de-duplication and filters still applied */
+  };
+}
+
+export const homeFeed: FunnelDefinition = {
+  id: "home_feed",
+  totalBudgetMs: 100,
+  recall: { budgetMs: 25, maxCandidates: 1500, channels: { swing: 800, popular: 300 } },
+  prerank: { budgetMs: 10, keep: 300 },
+  rank: { budgetMs: 40 },
+  rerank: { budgetMs: 5, weights: { click: 1, like: 0.5 } },
+};
+
+/** A variant overrides fields of the funnel; it never forks the code. */
+export interface Variant {
+  readonly name: string;
+  /** Relative share of users. */
+  readonly weight: number;
+  readonly overrides?: DeepPartial<FunnelDefinition>;
+}
+
+export interface Experiment {
+  readonly name: string;
+  readonly variants: readonly Variant[];
+}
+
+export interface FunnelFile {
+  readonly funnel?: DeepPartial<FunnelDefinition>;
+  readonly experiment?: Experiment;
+}
+
+export const defaultExperiment: Experiment = {
+  name: "home_feed_2026_11",
+  variants: [
+    { name: "control", weight: 50 },
+    { name: "more_likes", weight: 50, overrides: { rerank: { weights: { click: 1, like: 1.5 } } } },
+  ],
+};
+
+type DeepPartial<T> = { readonly [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge where `override` wins; records such as quotas and weights are replaced whole. */
+export function applyOverrides<T>(base: T, override: DeepPartial<T> | undefined): T {
+  if (!override) return base;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(override as Record<string, unknown>)) {
+    if (value === undefined) continue;
+    const current = out[key];
+    const replaceWhole = key === "channels" || key === "weights";
+    out[key] = isPlainObject(value) && isPlainObject(current) && !replaceWhole ? applyOverrides(current, value) : value;
+  }
+  return out as T;
+}
+
+/** Stable assignment: hash(experiment, user) picks a variant by weight. */
+export function assignVariant(experiment: Experiment, userId: string): Variant {
+  const total = experiment.variants.reduce((s, v) => s + v.weight, 0);
+  const digest = createHash("sha256").update(`${experiment.name}\u0000${userId}`).digest();
+  const bucket = (digest.readUInt32BE(0) / 0x1_0000_0000) * total;
+  let acc = 0;
+  for (const v of experiment.variants) {
+    acc += v.weight;
+    if (bucket < acc) return v;
+  }
+  return experiment.variants[experiment.variants.length - 1]!;
+}
+
+export function loadFunnelFile(path: string): FunnelFile {
+  if (!path) return {};
+  const parsed = JSON.parse(readFileSync(path, "utf8")) as FunnelFile;
+  if (parsed.experiment) {
+    if (!Array.isArray(parsed.experiment.variants) || parsed.experiment.variants.length === 0) {
+      throw new Error(`${path}: experiment.variants must be a non-empty list`);
+    }
+    for (const v of parsed.experiment.variants) {
+      if (!v.name || !(v.weight > 0)) throw new Error(`${path}: each variant needs a name and a weight > 0`);
+    }
+  }
+  return parsed;
+}

@@ -1,0 +1,111 @@
+import {
+  createClient,
+  createRuntime,
+  decayedPopularity,
+  InMemoryUserStateStore,
+  loadCatalog,
+} from "@recsys/shared";
+import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
+import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
+import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
+import { FeedbackService, RecommendService } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
+import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
+import { gatewayConfigSpec } from "./config.js";
+import { handleReport } from "./feedback.js";
+import { applyOverrides, assignVariant, defaultExperiment, homeFeed, loadFunnelFile } from "./funnel.js";
+import { FunnelRunner } from "./recommend.js";
+import { validateRecommend } from "./validate.js";
+
+const rt = createRuntime("gateway", gatewayConfigSpec);
+const cfg = rt.config;
+const funnelFile = loadFunnelFile(cfg.RECSYS_FUNNEL_CONFIG);
+const baseFunnel = applyOverrides(homeFeed, funnelFile.funnel);
+const experiment = funnelFile.experiment ?? defaultExperiment;
+const clients = {
+  recall: createClient(RecallService, cfg.RECSYS_RECALL_TARGET),
+  prerank: createClient(PrerankService, cfg.RECSYS_PRERANK_TARGET),
+  rank: createClient(RankService, cfg.RECSYS_RANK_TARGET),
+  rerank: createClient(RerankService, cfg.RECSYS_RERANK_TARGET),
+};
+let runner: FunnelRunner | undefined;
+let store: InMemoryUserStateStore | undefined;
+
+rt.server.add(RecommendService, {
+  async recommend(req, ctx) {
+    rt.requireReady();
+    const { count } = validateRecommend(req, { maxCount: cfg.RECSYS_MAX_COUNT });
+    const variant = assignVariant(experiment, req.userId);
+    const funnel = applyOverrides(baseFunnel, variant.overrides);
+    const out = await runner!.run(funnel, {
+      requestId: ctx.requestId,
+      userId: req.userId,
+      count,
+      scene: req.scene || funnel.id,
+      query: req.query,
+      excludeItemIds: req.excludeItemIds,
+      callerDeadline: ctx.deadline,
+    });
+    return {
+      requestId: ctx.requestId,
+      items: out.items,
+      degradations: out.degradations,
+      modelVersions: out.modelVersions,
+      experimentVariant: `${experiment.name}/${variant.name}`,
+    };
+  },
+});
+rt.server.add(FeedbackService, {
+  async report(req) {
+    rt.requireReady();
+    return handleReport(req, store!);
+  },
+});
+rt.onShutdown(() => {
+  for (const c of Object.values(clients)) c.close();
+});
+
+await rt.start(cfg.RECSYS_GATEWAY_ADDR);
+const { catalog, interactions } = await loadCatalog(cfg.RECSYS_DATA_DIR);
+store = InMemoryUserStateStore.fromInteractions(interactions, cfg.RECSYS_HISTORY_LENGTH);
+const popular = decayedPopularity(interactions, catalog.latestMs, cfg.RECSYS_POPULAR_HALF_LIFE_DAYS);
+runner = new FunnelRunner(
+  clients,
+  store,
+  { topItemIds: (n) => popular.slice(0, n).map((p) => p.itemId) },
+  cfg.RECSYS_HISTORY_LENGTH,
+  rt.metrics,
+  rt.logger,
+);
+await warmUp(cfg.RECSYS_WARMUP_REQUESTS, [...new Set(interactions.map((r) => r.userId))]);
+rt.logger.info(
+  { users: await store.size(), items: catalog.size, experiment: experiment.name, address: cfg.RECSYS_GATEWAY_ADDR },
+  "gateway loaded",
+);
+rt.ready();
+
+/**
+ * Opens the stage channels and warms the JIT on every hop with real requests
+ * before health turns SERVING, so the first user requests do not pay for it.
+ * Stages that are down only make the warm-up degrade; it never blocks start-up.
+ */
+async function warmUp(requests: number, userIds: string[]): Promise<void> {
+  if (requests === 0) return;
+  const started = performance.now();
+  await Promise.allSettled(Object.values(clients).map((c) => c.waitForReady(2_000)));
+  let degraded = 0;
+  for (let i = 0; i < requests; i++) {
+    const userId = userIds[(i * 7919) % Math.max(1, userIds.length)] ?? `warmup-${i}`;
+    const out = await runner!.run(baseFunnel, {
+      requestId: `warmup-${i}`,
+      userId,
+      count: 20,
+      scene: "warmup",
+      query: "",
+      excludeItemIds: [],
+      callerDeadline: Date.now() + 2_000,
+      warmUp: true,
+    });
+    if (out.degradations.some((d) => d !== "unknown_user")) degraded++;
+  }
+  rt.logger.info({ requests, degraded, ms: Math.round(performance.now() - started) }, "warm-up done");
+}

@@ -1,0 +1,258 @@
+/**
+ * Runs one Recommend request through the funnel with per-stage deadlines
+ * and the fallback chain of the funnel definition. Every degradation is both
+ * flagged in the response and counted in metrics.
+ */
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
+import type { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
+import type { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
+import type { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
+import type { RecommendedItemSchema } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
+import type { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
+import {
+  blockedItemsFilter,
+  type Candidate,
+  decodeCandidates,
+  encodeCandidates,
+  encodeUser,
+  newCandidate,
+  type UserView,
+  type ClientOf,
+  byScoreDesc,
+  duplicateItemsFilter,
+  idSetFilter,
+  isGrpcStatusError,
+  type Logger,
+  type Metrics,
+  runFilters,
+  type StageContext,
+  seenItemsFilter,
+  statusName,
+  type UserStateStore,
+} from "@recsys/shared";
+import type { FunnelDefinition } from "./funnel.js";
+
+export interface StageClients {
+  readonly recall: ClientOf<typeof RecallService>;
+  readonly prerank: ClientOf<typeof PrerankService>;
+  readonly rank: ClientOf<typeof RankService>;
+  readonly rerank: ClientOf<typeof RerankService>;
+}
+
+export interface RecommendInput {
+  readonly requestId: string;
+  readonly userId: string;
+  readonly count: number;
+  readonly scene: string;
+  readonly query: string;
+  readonly excludeItemIds: readonly string[];
+  /** Absolute deadline set by the caller (Infinity when none). */
+  readonly callerDeadline: number;
+  /** Start-up warm-up: generous budgets, degradations not counted. */
+  readonly warmUp?: boolean;
+}
+
+export interface RecommendOutput {
+  readonly items: Array<MessageInitShape<typeof RecommendedItemSchema>>;
+  readonly degradations: string[];
+  readonly modelVersions: Record<string, string>;
+}
+
+/** Popular items the gateway can always serve without any other stage. */
+export interface PopularFallback {
+  topItemIds(n: number): string[];
+}
+
+const SAFETY_MARGIN_MS = 2;
+
+export class FunnelRunner {
+  constructor(
+    private readonly clients: StageClients,
+    private readonly store: UserStateStore,
+    private readonly popular: PopularFallback,
+    private readonly historyLength: number,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+  ) {}
+
+  async run(funnel: FunnelDefinition, input: RecommendInput): Promise<RecommendOutput> {
+    const started = Date.now();
+    const deadline = input.warmUp ? input.callerDeadline : Math.min(input.callerDeadline, started + funnel.totalBudgetMs);
+    const degradations: string[] = [];
+    const modelVersions: Record<string, string> = {};
+    const degrade = (kind: string, cause?: unknown) => {
+      degradations.push(kind);
+      if (input.warmUp) return;
+      this.metrics.degradations.inc({ kind });
+      if (cause !== undefined) {
+        const code = isGrpcStatusError(cause) ? statusName(cause.code) : undefined;
+        this.logger.warn({ requestId: input.requestId, kind, code, err: describe(cause) }, "degraded");
+      }
+    };
+    const stageDeadline = (budgetMs: number) =>
+      input.warmUp ? deadline : Math.min(deadline - SAFETY_MARGIN_MS, Date.now() + budgetMs);
+    const timed = async <T>(stage: string, fn: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      try {
+        const value = await fn();
+        this.metrics.stageDuration.observe({ stage, outcome: "ok" }, (performance.now() - t0) / 1000);
+        return value;
+      } catch (err) {
+        this.metrics.stageDuration.observe({ stage, outcome: "error" }, (performance.now() - t0) / 1000);
+        throw err;
+      }
+    };
+
+    // Hydrate the user once; every stage gets the same view.
+    let userView: UserView;
+    try {
+      const state = await timed("user_state", () => this.store.get(input.userId, this.historyLength));
+      const blocked = state.history.filter((e) => e.type === EventType.DISLIKE).map((e) => e.itemId);
+      userView = { userId: input.userId, known: state.known, blockedItemIds: blocked, history: state.history };
+      if (!state.known) degrade("unknown_user");
+    } catch (err) {
+      degrade("user_state_unavailable", err);
+      userView = { userId: input.userId, known: false, blockedItemIds: [], history: [] };
+    }
+    const user = encodeUser(userView);
+    const callOpts = (budgetMs: number) => ({ deadline: stageDeadline(budgetMs), requestId: input.requestId });
+
+    // Recall.
+    let candidates: Candidate[];
+    try {
+      const res = await timed("recall", () =>
+        this.clients.recall.recall(
+          {
+            user,
+            scene: input.scene,
+            query: input.query,
+            excludeItemIds: [...input.excludeItemIds],
+            maxCandidates: funnel.recall.maxCandidates,
+            channelQuotas: funnel.recall.channels,
+          },
+          callOpts(funnel.recall.budgetMs),
+        ),
+      );
+      candidates = decodeCandidates(res.candidates);
+      for (const d of res.degradations) degrade(d);
+      for (const [k, v] of Object.entries(res.modelVersions)) modelVersions[`recall.${k}`] = v;
+    } catch (err) {
+      degrade("recall_fallback", err);
+      candidates = this.popularCandidates(funnel.recall.maxCandidates);
+      modelVersions.recall = "fallback:gateway_popular";
+    }
+    if (candidates.length === 0) {
+      degrade("recall_empty");
+      candidates = this.popularCandidates(funnel.recall.maxCandidates);
+    }
+
+    // Prerank.
+    try {
+      const res = await timed("prerank", () =>
+        this.clients.prerank.prerank(
+          { user, candidates: encodeCandidates(candidates), keep: funnel.prerank.keep },
+          callOpts(funnel.prerank.budgetMs),
+        ),
+      );
+      candidates = decodeCandidates(res.candidates);
+      modelVersions.prerank = res.modelVersion;
+    } catch (err) {
+      degrade("prerank_fallback", err);
+      candidates = [...candidates].sort((a, b) => b.recallScore - a.recallScore).slice(0, funnel.prerank.keep);
+      for (const c of candidates) c.prerankScore = c.recallScore;
+      modelVersions.prerank = "fallback:recall_score";
+    }
+
+    // Rank.
+    try {
+      const res = await timed("rank", () =>
+        this.clients.rank.rank({ user, candidates: encodeCandidates(candidates) }, callOpts(funnel.rank.budgetMs)),
+      );
+      const ranked = decodeCandidates(res.candidates);
+      if (ranked.length !== candidates.length) throw new Error("rank broke its contract: count changed");
+      candidates = ranked;
+      for (const d of res.degradations) degrade(d);
+      modelVersions.rank = res.modelVersion;
+    } catch (err) {
+      degrade("rank_fallback", err);
+      for (const c of candidates) c.score = c.prerankScore;
+      modelVersions.rank = "fallback:prerank_score";
+    }
+
+    // Rerank.
+    let final: Candidate[];
+    try {
+      const res = await timed("rerank", () =>
+        this.clients.rerank.rerank(
+          {
+            user,
+            candidates: encodeCandidates(candidates),
+            count: input.count,
+            excludeItemIds: [...input.excludeItemIds],
+            scoreWeights: funnel.rerank.weights,
+            query: input.query,
+          },
+          callOpts(funnel.rerank.budgetMs),
+        ),
+      );
+      final = decodeCandidates(res.candidates);
+      modelVersions.rerank = res.policyVersion;
+    } catch (err) {
+      degrade("rerank_fallback", err);
+      final = this.localRerank(userView, candidates, input);
+      modelVersions.rerank = "fallback:rank_order";
+    }
+
+    // Never an empty answer while popular items exist.
+    if (final.length === 0) {
+      degrade("empty_result_popular");
+      final = this.localRerank(userView, this.popularCandidates(input.count * 4 + userView.history.length), input);
+    }
+    return {
+      items: final.map((c) => ({
+        itemId: c.itemId,
+        score: c.score,
+        taskScores: c.taskScores,
+        channels: c.channels,
+        reason: c.reason || defaultReason(c),
+      })),
+      degradations,
+      modelVersions,
+    };
+  }
+
+  /** Rank order with de-duplication and filters still applied. */
+  private localRerank(user: UserView, candidates: Candidate[], input: RecommendInput): Candidate[] {
+    const exclude = new Set(input.excludeItemIds);
+    const ctx: StageContext = { requestId: input.requestId, user, scene: input.scene, query: input.query, deadline: 0 };
+    const kept = runFilters(
+      [duplicateItemsFilter, seenItemsFilter, blockedItemsFilter, idSetFilter("excluded_items", () => exclude)],
+      ctx,
+      candidates,
+      (id, n) => this.metrics.filtered.inc({ filter: id }, n),
+    );
+    return kept.sort(byScoreDesc).slice(0, input.count);
+  }
+
+  private popularCandidates(n: number): Candidate[] {
+    const ids = this.popular.topItemIds(n);
+    return ids.map((itemId, i) =>
+      newCandidate(itemId, {
+        score: 1 - i / Math.max(1, ids.length),
+        recallScore: 1 - i / Math.max(1, ids.length),
+        prerankScore: 1 - i / Math.max(1, ids.length),
+        channels: ["popular"],
+      }),
+    );
+  }
+}
+
+function defaultReason(c: Candidate): string {
+  return c.channels.includes("popular") ? "trending" : "recommended for you";
+}
+
+function describe(err: unknown): string {
+  if (isGrpcStatusError(err)) return err.details ?? err.message;
+  return err instanceof Error ? err.message : String(err);
+}

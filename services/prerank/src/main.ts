@@ -1,0 +1,42 @@
+import {
+  byScoreDesc,
+  createRuntime,
+  env,
+  loadCatalog,
+  requireIntInRange,
+  requireMaxLength,
+  requireUser,
+  decodeCandidates,
+  encodeCandidates,
+} from "@recsys/shared";
+import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
+import { GenreAffinityPrerankScorer } from "./scorer.js";
+
+const rt = createRuntime("prerank", {
+  RECSYS_PRERANK_ADDR: env.str("127.0.0.1:50053"),
+  /** Candidates kept when the request does not say. */
+  RECSYS_PRERANK_KEEP: env.int(300, 1, 5_000),
+  RECSYS_PRERANK_MAX_CANDIDATES: env.int(5_000, 1, 100_000),
+});
+const cfg = rt.config;
+let scorer: GenreAffinityPrerankScorer | undefined;
+
+rt.server.add(PrerankService, {
+  async prerank(req, ctx) {
+    rt.requireReady();
+    const user = requireUser(req.user);
+    const candidates = decodeCandidates(req.candidates);
+    requireMaxLength(candidates, "candidates", cfg.RECSYS_PRERANK_MAX_CANDIDATES);
+    const keep = req.keep === 0 ? cfg.RECSYS_PRERANK_KEEP : requireIntInRange(req.keep, "keep", 1, cfg.RECSYS_PRERANK_MAX_CANDIDATES);
+    const stage = { requestId: ctx.requestId, user, scene: "", query: "", deadline: ctx.deadline };
+    const scored = scorer!.score(stage, candidates);
+    scored.sort(byScoreDesc);
+    return { candidates: encodeCandidates(scored.slice(0, keep)), modelVersion: scorer!.version };
+  },
+});
+
+await rt.start(cfg.RECSYS_PRERANK_ADDR);
+const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
+scorer = new GenreAffinityPrerankScorer(catalog);
+rt.metrics.setModelVersion("prerank", scorer.version);
+rt.ready();

@@ -1,0 +1,58 @@
+import {
+  createRuntime,
+  env,
+  invalidArgument,
+  loadCatalog,
+  requireIntInRange,
+  requireMaxLength,
+  requireUser,
+  decodeCandidates,
+  encodeCandidates,
+} from "@recsys/shared";
+import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
+import { RerankPolicy } from "./policy.js";
+
+const rt = createRuntime("rerank", {
+  RECSYS_RERANK_ADDR: env.str("127.0.0.1:50055"),
+  /** Task weights for score fusion, "task=weight,...". */
+  RECSYS_RERANK_WEIGHTS: env.numberMap("click=1,like=0.5"),
+  /** MMR trade-off: 1 = relevance only, 0 = diversity only. */
+  RECSYS_RERANK_MMR_LAMBDA: env.num(0.7, 0, 1),
+  /** How many top candidates MMR considers. */
+  RECSYS_RERANK_MMR_POOL: env.int(100, 1, 10_000),
+  /** Max share of the list one primary genre may take. */
+  RECSYS_RERANK_GENRE_CAP: env.num(0.4, 0.01, 1),
+  RECSYS_RERANK_MAX_COUNT: env.int(200, 1, 10_000),
+});
+const cfg = rt.config;
+let policy: RerankPolicy | undefined;
+
+rt.server.add(RerankService, {
+  async rerank(req, ctx) {
+    rt.requireReady();
+    const user = requireUser(req.user);
+    const count = requireIntInRange(req.count, "count", 1, cfg.RECSYS_RERANK_MAX_COUNT);
+    requireMaxLength(req.excludeItemIds, "exclude_item_ids", 10_000);
+    for (const [task, w] of Object.entries(req.scoreWeights)) {
+      if (!Number.isFinite(w)) throw invalidArgument(`score_weights[${task}]`, "must be finite");
+    }
+    const stage = { requestId: ctx.requestId, user, scene: "", query: req.query, deadline: ctx.deadline };
+    const candidates = policy!.run(stage, decodeCandidates(req.candidates), count, req.excludeItemIds, req.scoreWeights);
+    return { candidates: encodeCandidates(candidates), policyVersion: policy!.version };
+  },
+});
+
+await rt.start(cfg.RECSYS_RERANK_ADDR);
+const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
+policy = new RerankPolicy(
+  catalog,
+  {
+    defaultWeights: cfg.RECSYS_RERANK_WEIGHTS,
+    mmrLambda: cfg.RECSYS_RERANK_MMR_LAMBDA,
+    mmrPool: cfg.RECSYS_RERANK_MMR_POOL,
+    genreCapFraction: cfg.RECSYS_RERANK_GENRE_CAP,
+  },
+  rt.metrics,
+);
+rt.metrics.setModelVersion("rerank", policy.version);
+rt.ready();

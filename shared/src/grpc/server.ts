@@ -1,0 +1,213 @@
+/**
+ * Server start-up shared by every service: typed unary handlers behind one
+ * interceptor chain (request id, deadline, load shedding, error mapping,
+ * structured logs, latency histogram), grpc.health.v1 that answers
+ * NOT_SERVING until the service says it is ready, server reflection, a
+ * Prometheus endpoint, and graceful shutdown that drains in-flight calls.
+ */
+import { randomUUID } from "node:crypto";
+import { type DescFile, type DescMessage, toBinary } from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import {
+  Metadata,
+  Server,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  ServerCredentials,
+  status,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
+import { type CallContext, completeMessage, grpcServiceDefinition, methodsOf, type ServiceImpl } from "./adapter.js";
+import { RpcError, statusName, toRpcError } from "./errors.js";
+
+export interface RpcServerOptions {
+  /** Service name used in logs and metrics, e.g. "rank". */
+  readonly name: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** Largest accepted request in bytes; larger ones get RESOURCE_EXHAUSTED. */
+  readonly maxReceiveMessageBytes?: number;
+  /** Calls handled at once before new ones are shed with RESOURCE_EXHAUSTED. */
+  readonly maxConcurrentCalls?: number;
+  /** How long shutdown waits for in-flight calls before cancelling them. */
+  readonly shutdownGraceMs?: number;
+}
+
+const REQUEST_ID_KEY = "x-request-id";
+
+export class RpcServer {
+  private readonly server: Server;
+  private readonly health: HealthImplementation;
+  private readonly serviceNames: string[] = [];
+  private readonly files = new Map<string, DescFile>();
+  private inFlight = 0;
+  private draining = false;
+  private port = 0;
+
+  constructor(private readonly options: RpcServerOptions) {
+    this.server = new Server({
+      "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
+      "grpc.max_send_message_length": 16 * 1024 * 1024,
+    });
+    this.health = new HealthImplementation({ "": "NOT_SERVING" });
+    this.health.addToServer(this.server);
+  }
+
+  /** Registers a service implementation. Call before `listen`. */
+  add<S extends GenServiceMethods>(service: GenService<S>, impl: ServiceImpl<S>): this {
+    const handlers: UntypedServiceImplementation = {};
+    for (const method of methodsOf(service as GenService<GenServiceMethods>)) {
+      const fn = (impl as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName];
+      if (typeof fn !== "function") throw new Error(`${service.typeName}: no handler for ${method.name}`);
+      handlers[method.localName] = this.wrap(`${service.name}/${method.name}`, method.output, fn.bind(impl));
+    }
+    this.server.addService(grpcServiceDefinition(service as GenService<GenServiceMethods>), handlers);
+    this.serviceNames.push(service.typeName);
+    this.health.setStatus(service.typeName, "NOT_SERVING");
+    collectFiles(service.file, this.files);
+    return this;
+  }
+
+  /** Binds `address` (host:port; port 0 picks one) and starts serving RPCs. Health stays NOT_SERVING. */
+  async listen(address: string): Promise<number> {
+    const reflectionRoot: Record<string, { fileDescriptorProtos: Buffer[] }> = {};
+    for (const [name, file] of this.files) {
+      reflectionRoot[name] = { fileDescriptorProtos: [Buffer.from(toBinary(FileDescriptorProtoSchema, file.proto))] };
+    }
+    new ReflectionService(reflectionRoot as never).addToServer(this.server);
+    this.port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
+    });
+    this.options.logger.info({ address, port: this.port }, "grpc server listening");
+    return this.port;
+  }
+
+  get boundPort(): number {
+    return this.port;
+  }
+
+  /** Flips grpc.health.v1 for the whole server and each registered service. */
+  setServing(serving: boolean): void {
+    const value = serving && !this.draining ? "SERVING" : "NOT_SERVING";
+    this.health.setStatus("", value);
+    for (const name of this.serviceNames) this.health.setStatus(name, value);
+  }
+
+  /** Stops accepting calls, waits for in-flight ones (up to the grace period), then closes. */
+  async shutdown(): Promise<void> {
+    this.draining = true;
+    this.setServing(false);
+    const grace = this.options.shutdownGraceMs ?? 5_000;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.options.logger.warn({ inFlight: this.inFlight }, "shutdown grace period over, cancelling calls");
+        this.server.forceShutdown();
+        resolve();
+      }, grace);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private wrap(
+    methodLabel: string,
+    output: DescMessage,
+    handler: (req: unknown, ctx: CallContext) => unknown,
+  ): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
+    const { logger, metrics, maxConcurrentCalls = 256 } = this.options;
+    return (call, callback) => {
+      const started = performance.now();
+      const requestIdValue = call.metadata.get(REQUEST_ID_KEY)[0];
+      const requestId = typeof requestIdValue === "string" && requestIdValue.length > 0 ? requestIdValue : randomUUID();
+      const rawDeadline = call.getDeadline();
+      const deadline = rawDeadline instanceof Date ? rawDeadline.getTime() : Number(rawDeadline);
+      const abort = new AbortController();
+      let finished = false;
+
+      const finish = (err: RpcError | null, response?: unknown) => {
+        if (finished) return;
+        finished = true;
+        this.inFlight--;
+        clearTimeout(deadlineTimer);
+        const code = err ? err.code : status.OK;
+        const elapsedMs = performance.now() - started;
+        metrics.rpcDuration.observe({ method: methodLabel, code: statusName(code) }, elapsedMs / 1000);
+        if (err) {
+          const level = code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
+          logger[level](
+            { requestId, method: methodLabel, code: statusName(code), elapsedMs, err: err.cause ?? undefined },
+            err.message,
+          );
+          const trailer = new Metadata();
+          trailer.set(REQUEST_ID_KEY, requestId);
+          callback({ code, details: err.message, metadata: trailer });
+        } else {
+          logger.debug({ requestId, method: methodLabel, elapsedMs }, "ok");
+          callback(null, response);
+        }
+      };
+
+      this.inFlight++;
+      let deadlineTimer: NodeJS.Timeout | undefined;
+      if (Number.isFinite(deadline)) {
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          finish(new RpcError(status.DEADLINE_EXCEEDED, "deadline already passed on arrival"));
+          return;
+        }
+        deadlineTimer = setTimeout(() => abort.abort(new RpcError(status.DEADLINE_EXCEEDED, "deadline exceeded")), left);
+      }
+      call.on("cancelled", () => {
+        abort.abort(new RpcError(status.CANCELLED, "cancelled by caller"));
+        finish(new RpcError(status.CANCELLED, "cancelled by caller"));
+      });
+      if (this.draining) {
+        finish(new RpcError(status.UNAVAILABLE, "server is shutting down"));
+        return;
+      }
+      if (this.inFlight > maxConcurrentCalls) {
+        metrics.degradations.inc({ kind: "load_shed" });
+        finish(new RpcError(status.RESOURCE_EXHAUSTED, `overloaded: more than ${maxConcurrentCalls} calls in flight`));
+        return;
+      }
+      const ctx: CallContext = {
+        requestId,
+        deadline,
+        signal: abort.signal,
+        remainingMs: () => (Number.isFinite(deadline) ? deadline - Date.now() : Number.POSITIVE_INFINITY),
+      };
+      let result: unknown;
+      try {
+        result = handler(call.request, ctx);
+      } catch (err) {
+        finish(toRpcError(err));
+        return;
+      }
+      Promise.resolve(result).then(
+        (value) => {
+          try {
+            finish(null, completeMessage(output, value as never));
+          } catch (err) {
+            finish(toRpcError(err));
+          }
+        },
+        (err: unknown) => finish(toRpcError(err)),
+      );
+    };
+  }
+}
+
+function collectFiles(file: DescFile, into: Map<string, DescFile>): void {
+  if (into.has(file.name)) return;
+  into.set(file.name, file);
+  for (const dep of file.dependencies) collectFiles(dep, into);
+}

@@ -1,0 +1,109 @@
+/**
+ * Process skeleton shared by every service: common configuration, logger,
+ * metrics endpoint, gRPC server, readiness, and signal handling.
+ *
+ *   const rt = createRuntime("rank", spec);     // config validated here
+ *   rt.server.add(RankService, impl);            // handlers call rt.requireReady()
+ *   await rt.start();                            // listening, health NOT_SERVING
+ *   ...load models...
+ *   rt.ready();                                  // health SERVING
+ */
+import { status } from "@grpc/grpc-js";
+import { type ConfigOf, type EnvSpec, env, loadConfigOrExit } from "./config.js";
+import { RpcError } from "./grpc/errors.js";
+import { RpcServer } from "./grpc/server.js";
+import { createLogger, type Logger } from "./log.js";
+import { Metrics } from "./metrics.js";
+
+/** Keys every service reads. */
+export const commonConfigSpec = {
+  RECSYS_LOG_LEVEL: env.oneOf(["trace", "debug", "info", "warn", "error"], "info"),
+  RECSYS_METRICS_PORT: env.int(0, 0, 65535),
+  RECSYS_MAX_CONCURRENT_CALLS: env.int(256, 1, 100_000),
+  RECSYS_MAX_REQUEST_BYTES: env.int(4 * 1024 * 1024, 1024),
+  RECSYS_SHUTDOWN_GRACE_MS: env.int(5_000, 0, 120_000),
+  RECSYS_DATA_DIR: env.str("data/ml-latest-small"),
+  RECSYS_MODEL_STORE: env.str("var/models"),
+} satisfies EnvSpec;
+
+export interface Runtime<C> {
+  readonly name: string;
+  readonly config: C;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly server: RpcServer;
+  /** Binds the gRPC and metrics ports. Health answers NOT_SERVING until `ready()`. */
+  start(address: string): Promise<number>;
+  ready(): void;
+  isReady(): boolean;
+  /** Throws UNAVAILABLE while the service is still loading. */
+  requireReady(): void;
+  onShutdown(fn: () => Promise<void> | void): void;
+}
+
+export function createRuntime<S extends EnvSpec>(
+  name: string,
+  spec: S,
+): Runtime<ConfigOf<typeof commonConfigSpec> & ConfigOf<S>> {
+  const config = loadConfigOrExit(name, { ...commonConfigSpec, ...spec }) as ConfigOf<typeof commonConfigSpec> &
+    ConfigOf<S>;
+  const logger = createLogger(name, config.RECSYS_LOG_LEVEL);
+  const metrics = new Metrics(name);
+  const server = new RpcServer({
+    name,
+    logger,
+    metrics,
+    maxReceiveMessageBytes: config.RECSYS_MAX_REQUEST_BYTES,
+    maxConcurrentCalls: config.RECSYS_MAX_CONCURRENT_CALLS,
+    shutdownGraceMs: config.RECSYS_SHUTDOWN_GRACE_MS,
+  });
+  let isReady = false;
+  const shutdownHooks: Array<() => Promise<void> | void> = [];
+  let stopping = false;
+
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: draining in-flight calls");
+    await server.shutdown();
+    for (const hook of shutdownHooks) {
+      try {
+        await hook();
+      } catch (err) {
+        logger.error({ err }, "shutdown hook failed");
+      }
+    }
+    await metrics.close();
+    logger.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
+
+  return {
+    name,
+    config,
+    logger,
+    metrics,
+    server,
+    async start(address) {
+      const port = await server.listen(address);
+      const metricsPort = await metrics.listen(config.RECSYS_METRICS_PORT);
+      logger.info({ metricsPort }, "metrics listening");
+      return port;
+    },
+    ready() {
+      isReady = true;
+      server.setServing(true);
+      logger.info("ready: health SERVING");
+    },
+    isReady: () => isReady,
+    requireReady() {
+      if (!isReady) throw new RpcError(status.UNAVAILABLE, `${name} is still loading`);
+    },
+    onShutdown(fn) {
+      shutdownHooks.push(fn);
+    },
+  };
+}

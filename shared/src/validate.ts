@@ -1,0 +1,38 @@
+/** Request validation helpers: every failure is INVALID_ARGUMENT naming the field. */
+import { decodeUser } from "./funnel/codec.js";
+import type { UserView } from "./funnel/types.js";
+import type { UserContext } from "./gen/recsys/common/v1/common_pb.js";
+import { invalidArgument } from "./grpc/errors.js";
+
+export function requireId(value: string, field: string, maxBytes = 128): string {
+  if (value.length === 0) throw invalidArgument(field, "must not be empty");
+  if (Buffer.byteLength(value, "utf8") > maxBytes) throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
+  return value;
+}
+
+export function requireIntInRange(value: number, field: string, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(field, `must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export function requireMaxLength<T>(values: readonly T[], field: string, max: number): readonly T[] {
+  if (values.length > max) throw invalidArgument(field, `at most ${max} entries, got ${values.length}`);
+  return values;
+}
+
+export function requireMaxBytes(value: string, field: string, maxBytes: number): string {
+  if (Buffer.byteLength(value, "utf8") > maxBytes) throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
+  return value;
+}
+
+/** Validates and decodes the UserContext every internal stage receives. */
+export function requireUser(user: UserContext | undefined, field = "user"): UserView {
+  if (!user) throw invalidArgument(field, "is required");
+  requireId(user.userId, `${field}.user_id`);
+  for (const [i, id] of user.historyItemIds.entries()) {
+    if (id.length === 0) throw invalidArgument(`${field}.history_item_ids[${i}]`, "must not be empty");
+  }
+  return decodeUser(user, field);
+}
