@@ -1,0 +1,186 @@
+/**
+ * Starts the funnel's processes on one machine: the four stage services
+ * first, then the gateway, each waited on until grpc.health.v1 says SERVING.
+ * Used by `npm start`, the end-to-end tests and the benchmarks, so all three
+ * run exactly the same processes.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { checkHealth } from "./health.js";
+
+export const STAGES = ["recall", "prerank", "rank", "rerank"] as const;
+export const SERVICES = [...STAGES, "gateway"] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface StackOptions {
+  /** Repository root (holds services/). */
+  readonly rootDir: string;
+  /** Gateway port; stages use the next four ports, metrics base+100... */
+  readonly basePort?: number;
+  readonly dataDir?: string;
+  readonly modelStore?: string;
+  readonly logDir?: string;
+  /** Extra environment for every service, or per service. */
+  readonly env?: Record<string, string>;
+  readonly serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  readonly startTimeoutMs?: number;
+  readonly onProgress?: (message: string) => void;
+}
+
+interface Running {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+export class LocalStack {
+  private readonly procs = new Map<ServiceName, Running>();
+  readonly basePort: number;
+  readonly logDir: string;
+
+  private constructor(private readonly options: StackOptions) {
+    this.basePort = options.basePort ?? 50051;
+    this.logDir = resolve(options.logDir ?? join(options.rootDir, "var", "log"));
+    mkdirSync(this.logDir, { recursive: true });
+  }
+
+  static async start(options: StackOptions): Promise<LocalStack> {
+    const stack = new LocalStack(options);
+    try {
+      await Promise.all(STAGES.map((s) => stack.startService(s)));
+      await stack.startService("gateway");
+    } catch (err) {
+      await stack.stopAll();
+      throw err;
+    }
+    return stack;
+  }
+
+  port(service: ServiceName): number {
+    return service === "gateway" ? this.basePort : this.basePort + 1 + STAGES.indexOf(service);
+  }
+
+  metricsPort(service: ServiceName): number {
+    return this.basePort + 100 + SERVICES.indexOf(service);
+  }
+
+  target(service: ServiceName): string {
+    return `127.0.0.1:${this.port(service)}`;
+  }
+
+  get gatewayTarget(): string {
+    return this.target("gateway");
+  }
+
+  pid(service: ServiceName): number | undefined {
+    return this.procs.get(service)?.child.pid;
+  }
+
+  logFile(service: ServiceName): string {
+    return join(this.logDir, `${service}.log`);
+  }
+
+  private envFor(service: ServiceName): NodeJS.ProcessEnv {
+    const o = this.options;
+    return {
+      ...process.env,
+      RECSYS_DATA_DIR: o.dataDir ?? join(o.rootDir, "data", "ml-latest-small"),
+      RECSYS_MODEL_STORE: o.modelStore ?? join(o.rootDir, "var", "models"),
+      RECSYS_METRICS_PORT: String(this.metricsPort(service)),
+      RECSYS_GATEWAY_ADDR: this.target("gateway"),
+      RECSYS_RECALL_ADDR: this.target("recall"),
+      RECSYS_PRERANK_ADDR: this.target("prerank"),
+      RECSYS_RANK_ADDR: this.target("rank"),
+      RECSYS_RERANK_ADDR: this.target("rerank"),
+      RECSYS_RECALL_TARGET: this.target("recall"),
+      RECSYS_PRERANK_TARGET: this.target("prerank"),
+      RECSYS_RANK_TARGET: this.target("rank"),
+      RECSYS_RERANK_TARGET: this.target("rerank"),
+      ...o.env,
+      ...o.serviceEnv?.[service],
+    };
+  }
+
+  /** Starts (or restarts) one service and waits until it reports SERVING. */
+  async startService(service: ServiceName): Promise<void> {
+    if (this.procs.has(service)) throw new Error(`${service} is already running`);
+    const log = createWriteStream(this.logFile(service), { flags: "a" });
+    const entry = join(this.options.rootDir, "services", service, "dist", "main.js");
+    const child = spawn(process.execPath, [entry], { env: this.envFor(service), stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
+    this.procs.set(service, { child, exited });
+    this.options.onProgress?.(`starting ${service} on ${this.target(service)}`);
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 60_000);
+    let exitCode: number | null | undefined;
+    void exited.then((code) => {
+      exitCode = code;
+    });
+    for (;;) {
+      if (exitCode !== undefined) {
+        this.procs.delete(service);
+        throw new Error(`${service} exited with code ${exitCode} during start-up; see ${this.logFile(service)}:\n${tail(this.logFile(service))}`);
+      }
+      if ((await checkHealth(this.target(service))) === "SERVING") break;
+      if (Date.now() > deadline) throw new Error(`${service} not SERVING after start timeout; see ${this.logFile(service)}`);
+      await sleep(100);
+    }
+    this.options.onProgress?.(`${service} ready`);
+  }
+
+  /** Sends `signal` and waits for the process to exit. */
+  async stopService(service: ServiceName, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+    const running = this.procs.get(service);
+    if (!running) return;
+    running.child.kill(signal);
+    const timeout = setTimeout(() => running.child.kill("SIGKILL"), 10_000);
+    await running.exited;
+    clearTimeout(timeout);
+    this.procs.delete(service);
+  }
+
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) a service: a hung process, not a dead one. */
+  pause(service: ServiceName, paused: boolean): void {
+    const child = this.procs.get(service)?.child;
+    if (!child) throw new Error(`${service} is not running`);
+    child.kill(paused ? "SIGSTOP" : "SIGCONT");
+  }
+
+  async stopAll(): Promise<void> {
+    // Gateway first so it stops sending traffic, then the stages.
+    await this.stopService("gateway");
+    await Promise.all(STAGES.map((s) => this.stopService(s)));
+  }
+
+  /** Total user+system CPU time of a service so far, in ms (Linux /proc). */
+  cpuTimeMs(service: ServiceName): number {
+    const pid = this.pid(service);
+    if (!pid) return 0;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
+  }
+
+  /** Resident memory of a service, bytes. */
+  rssBytes(service: ServiceName): number {
+    const pid = this.pid(service);
+    if (!pid) return 0;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) * 1024 : 0;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Prepares everything the funnel needs on a fresh machine, and does nothing
+# that is already done (a second run takes seconds):
+#   npm packages -> generated protobuf code -> TypeScript build -> MovieLens
+#   data -> Swing batch job (item-to-item neighbours in the model store).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+say() { echo "[setup] $*" >&2; }
+export ONNXRUNTIME_NODE_INSTALL=skip # its install script would download CUDA libraries
+mkdir -p .cache var
+
+# 1. npm packages (npm ci when the lockfile changed since the last install).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# 2. Protobuf code generation, when a .proto changed.
+stamp=.cache/proto.stamp
+if [ ! -f "$stamp" ] || [ ! -d shared/src/gen ] || [ -n "$(find proto buf.gen.yaml -newer "$stamp" -print -quit)" ]; then
+  say "generating protobuf code"
+  npx buf generate
+  touch "$stamp"
+fi
+
+# 3. TypeScript (incremental project build).
+say "building TypeScript"
+npx tsc -b
+
+# 4. Data: MovieLens from Debian's r-cran-dslabs (skipped when present).
+bash scripts/data.sh
+
+# 5. Swing item-to-item neighbours (batch job), when the store has none.
+store="${RECSYS_MODEL_STORE:-var/models}"
+if [ ! -s "$store/swing/CURRENT" ]; then
+  say "building Swing item-to-item neighbours"
+  node services/recall/dist/swing/build-cli.js --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
+fi
+say "ready"
