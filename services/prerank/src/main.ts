@@ -1,7 +1,6 @@
 import {
   byScoreDesc,
   createRuntime,
-  env,
   loadCatalog,
   requireIntInRange,
   requireMaxLength,
@@ -10,14 +9,10 @@ import {
   encodeCandidates,
 } from "@recsys/shared";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
+import { prerankConfigSpec } from "./config.js";
 import { GenreAffinityPrerankScorer } from "./scorer.js";
 
-const rt = createRuntime("prerank", {
-  RECSYS_PRERANK_ADDR: env.str("127.0.0.1:50053"),
-  /** Candidates kept when the request does not say. */
-  RECSYS_PRERANK_KEEP: env.int(300, 1, 5_000),
-  RECSYS_PRERANK_MAX_CANDIDATES: env.int(5_000, 1, 100_000),
-});
+const rt = createRuntime("prerank", prerankConfigSpec);
 const cfg = rt.config;
 let scorer: GenreAffinityPrerankScorer | undefined;
 

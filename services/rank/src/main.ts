@@ -2,18 +2,15 @@ import {
   createRuntime,
   decodeCandidates,
   encodeCandidates,
-  env,
   loadCatalog,
   requireMaxLength,
   requireUser,
 } from "@recsys/shared";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
+import { rankConfigSpec } from "./config.js";
 import { GenreAffinityRankScorer } from "./scorer.js";
 
-const rt = createRuntime("rank", {
-  RECSYS_RANK_ADDR: env.str("127.0.0.1:50054"),
-  RECSYS_RANK_MAX_CANDIDATES: env.int(2_000, 1, 100_000),
-});
+const rt = createRuntime("rank", rankConfigSpec);
 const cfg = rt.config;
 let scorer: GenreAffinityRankScorer | undefined;
 

@@ -1,6 +1,5 @@
 import {
   createRuntime,
-  env,
   invalidArgument,
   loadCatalog,
   requireIntInRange,
@@ -10,20 +9,10 @@ import {
   encodeCandidates,
 } from "@recsys/shared";
 import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
+import { rerankConfigSpec } from "./config.js";
 import { RerankPolicy } from "./policy.js";
 
-const rt = createRuntime("rerank", {
-  RECSYS_RERANK_ADDR: env.str("127.0.0.1:50055"),
-  /** Task weights for score fusion, "task=weight,...". */
-  RECSYS_RERANK_WEIGHTS: env.numberMap("click=1,like=0.5"),
-  /** MMR trade-off: 1 = relevance only, 0 = diversity only. */
-  RECSYS_RERANK_MMR_LAMBDA: env.num(0.7, 0, 1),
-  /** How many top candidates MMR considers. */
-  RECSYS_RERANK_MMR_POOL: env.int(100, 1, 10_000),
-  /** Max share of the list one primary genre may take. */
-  RECSYS_RERANK_GENRE_CAP: env.num(0.4, 0.01, 1),
-  RECSYS_RERANK_MAX_COUNT: env.int(200, 1, 10_000),
-});
+const rt = createRuntime("rerank", rerankConfigSpec);
 const cfg = rt.config;
 let policy: RerankPolicy | undefined;
 
