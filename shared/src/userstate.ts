@@ -10,8 +10,10 @@ import { EventType } from "./gen/recsys/common/v1/common_pb.js";
 export interface UserState {
   /** False when the store has never seen the user. */
   readonly known: boolean;
-  /** Oldest first, at most the store's sequence length. */
+  /** Oldest first, at most `maxEvents`. */
   readonly history: HistoryRow[];
+  /** Items interacted with before the returned history (bounded by the store). */
+  readonly earlierSeenItemIds: string[];
 }
 
 export interface UserStateStore {
@@ -26,26 +28,33 @@ export interface UserStateStore {
 export class InMemoryUserStateStore implements UserStateStore {
   readonly kind = "memory";
   private readonly sequences = new Map<string, HistoryRow[]>();
+  /** Every item each user interacted with, in first-seen order (bounded). */
+  private readonly seen = new Map<string, Set<string>>();
 
-  constructor(private readonly maxSequenceLength = 256) {}
+  constructor(
+    private readonly maxSequenceLength = 256,
+    private readonly maxSeenItems = 10_000,
+  ) {}
 
   static fromInteractions(interactions: readonly Interaction[], maxSequenceLength = 256): InMemoryUserStateStore {
     const store = new InMemoryUserStateStore(maxSequenceLength);
+    const byUser = new Map<string, HistoryRow[]>();
     for (const r of interactions) {
-      let seq = store.sequences.get(r.userId);
-      if (!seq) store.sequences.set(r.userId, (seq = []));
-      seq.push({ itemId: r.itemId, timestampMs: r.timestampMs, type: EventType.RATING, value: r.rating });
+      let rows = byUser.get(r.userId);
+      if (!rows) byUser.set(r.userId, (rows = []));
+      rows.push({ itemId: r.itemId, timestampMs: r.timestampMs, type: EventType.RATING, value: r.rating });
     }
-    for (const seq of store.sequences.values()) {
-      if (seq.length > maxSequenceLength) seq.splice(0, seq.length - maxSequenceLength);
-    }
+    for (const [userId, rows] of byUser) void store.append(userId, rows);
     return store;
   }
 
   async get(userId: string, maxEvents = this.maxSequenceLength): Promise<UserState> {
     const seq = this.sequences.get(userId);
-    if (!seq) return { known: false, history: [] };
-    return { known: true, history: seq.slice(Math.max(0, seq.length - maxEvents)) };
+    if (!seq) return { known: false, history: [], earlierSeenItemIds: [] };
+    const history = seq.slice(Math.max(0, seq.length - maxEvents));
+    const inHistory = new Set(history.map((e) => e.itemId));
+    const earlierSeenItemIds = [...(this.seen.get(userId) ?? [])].filter((id) => !inHistory.has(id));
+    return { known: true, history, earlierSeenItemIds };
   }
 
   async append(userId: string, events: readonly HistoryRow[]): Promise<void> {
@@ -53,6 +62,13 @@ export class InMemoryUserStateStore implements UserStateStore {
     if (!seq) this.sequences.set(userId, (seq = []));
     seq.push(...events);
     if (seq.length > this.maxSequenceLength) seq.splice(0, seq.length - this.maxSequenceLength);
+    let seen = this.seen.get(userId);
+    if (!seen) this.seen.set(userId, (seen = new Set()));
+    for (const e of events) {
+      seen.delete(e.itemId); // re-insert: most recent last
+      seen.add(e.itemId);
+    }
+    while (seen.size > this.maxSeenItems) seen.delete(seen.values().next().value as string);
   }
 
   async size(): Promise<number> {

@@ -4,8 +4,13 @@ import type { UserView } from "./funnel/types.js";
 import type { UserContext } from "./gen/recsys/common/v1/common_pb.js";
 import { invalidArgument } from "./grpc/errors.js";
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** A non-empty identifier of at most `maxBytes` UTF-8 bytes, without control characters. */
 export function requireId(value: string, field: string, maxBytes = 128): string {
   if (value.length === 0) throw invalidArgument(field, "must not be empty");
+  if (CONTROL_CHARACTERS.test(value)) throw invalidArgument(field, "must not contain control characters");
   if (Buffer.byteLength(value, "utf8") > maxBytes) throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
   return value;
 }
@@ -31,8 +36,9 @@ export function requireMaxBytes(value: string, field: string, maxBytes: number):
 export function requireUser(user: UserContext | undefined, field = "user"): UserView {
   if (!user) throw invalidArgument(field, "is required");
   requireId(user.userId, `${field}.user_id`);
-  for (const [i, id] of user.historyItemIds.entries()) {
-    if (id.length === 0) throw invalidArgument(`${field}.history_item_ids[${i}]`, "must not be empty");
+  const view = decodeUser(user, field);
+  for (const [i, e] of view.history.entries()) {
+    if (e.itemId.length === 0) throw invalidArgument(`${field}.history_item_ids[${i}]`, "must not be empty");
   }
-  return decodeUser(user, field);
+  return view;
 }

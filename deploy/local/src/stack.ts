@@ -24,6 +24,8 @@ export interface StackOptions {
   /** Extra environment for every service, or per service. */
   readonly env?: Record<string, string>;
   readonly serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Extra node flags per service, e.g. ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"] (not allowed in NODE_OPTIONS). */
+  readonly nodeArgs?: Partial<Record<ServiceName, string[]>>;
   readonly startTimeoutMs?: number;
   readonly onProgress?: (message: string) => void;
 }
@@ -106,7 +108,8 @@ export class LocalStack {
     if (this.procs.has(service)) throw new Error(`${service} is already running`);
     const log = createWriteStream(this.logFile(service), { flags: "a" });
     const entry = join(this.options.rootDir, "services", service, "dist", "main.js");
-    const child = spawn(process.execPath, [entry], { env: this.envFor(service), stdio: ["ignore", "pipe", "pipe"] });
+    const args = [...(this.options.nodeArgs?.[service] ?? []), entry];
+    const child = spawn(process.execPath, args, { env: this.envFor(service), stdio: ["ignore", "pipe", "pipe"] });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));

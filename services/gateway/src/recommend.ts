@@ -3,8 +3,13 @@
  * and the fallback chain of the funnel definition. Every degradation is both
  * flagged in the response and counted in metrics.
  */
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  type CandidateBatch,
+  CandidateBatchSchema,
+  EventType,
+  UserContextSchema,
+} from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
 import type { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import type { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import type { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
@@ -17,6 +22,7 @@ import {
   encodeCandidates,
   encodeUser,
   newCandidate,
+  splitIds,
   type UserView,
   type ClientOf,
   byScoreDesc,
@@ -109,17 +115,27 @@ export class FunnelRunner {
     try {
       const state = await timed("user_state", () => this.store.get(input.userId, this.historyLength));
       const blocked = state.history.filter((e) => e.type === EventType.DISLIKE).map((e) => e.itemId);
-      userView = { userId: input.userId, known: state.known, blockedItemIds: blocked, history: state.history };
+      userView = {
+        userId: input.userId,
+        known: state.known,
+        blockedItemIds: blocked,
+        history: state.history,
+        earlierSeenItemIds: state.earlierSeenItemIds,
+      };
       if (!state.known) degrade("unknown_user");
     } catch (err) {
       degrade("user_state_unavailable", err);
-      userView = { userId: input.userId, known: false, blockedItemIds: [], history: [] };
+      userView = { userId: input.userId, known: false, blockedItemIds: [], history: [], earlierSeenItemIds: [] };
     }
-    const user = encodeUser(userView);
+    // Built once, sent to every stage.
+    const user = create(UserContextSchema, encodeUser(userView));
     const callOpts = (budgetMs: number) => ({ deadline: stageDeadline(budgetMs), requestId: input.requestId });
 
     // Recall.
-    let candidates: Candidate[];
+    // Candidate batches pass from stage to stage as the wire messages they
+    // arrived in; the gateway decodes them only when it must act on them
+    // itself (a fallback), which saves a decode and re-encode per hop.
+    let batch = CandidateFlow.fromRows([]);
     try {
       const res = await timed("recall", () =>
         this.clients.recall.recall(
@@ -134,49 +150,53 @@ export class FunnelRunner {
           callOpts(funnel.recall.budgetMs),
         ),
       );
-      candidates = decodeCandidates(res.candidates);
+      batch = CandidateFlow.fromWire(res.candidates);
       for (const d of res.degradations) degrade(d);
       for (const [k, v] of Object.entries(res.modelVersions)) modelVersions[`recall.${k}`] = v;
     } catch (err) {
       degrade("recall_fallback", err);
-      candidates = this.popularCandidates(funnel.recall.maxCandidates);
+      batch = CandidateFlow.fromRows(this.popularCandidates(funnel.recall.maxCandidates));
       modelVersions.recall = "fallback:gateway_popular";
     }
-    if (candidates.length === 0) {
+    if (batch.size === 0) {
       degrade("recall_empty");
-      candidates = this.popularCandidates(funnel.recall.maxCandidates);
+      batch = CandidateFlow.fromRows(this.popularCandidates(funnel.recall.maxCandidates));
     }
 
     // Prerank.
     try {
       const res = await timed("prerank", () =>
         this.clients.prerank.prerank(
-          { user, candidates: encodeCandidates(candidates), keep: funnel.prerank.keep },
+          { user, candidates: batch.wire(), keep: funnel.prerank.keep },
           callOpts(funnel.prerank.budgetMs),
         ),
       );
-      candidates = decodeCandidates(res.candidates);
+      batch = CandidateFlow.fromWire(res.candidates);
       modelVersions.prerank = res.modelVersion;
     } catch (err) {
       degrade("prerank_fallback", err);
-      candidates = [...candidates].sort((a, b) => b.recallScore - a.recallScore).slice(0, funnel.prerank.keep);
-      for (const c of candidates) c.prerankScore = c.recallScore;
+      const kept = [...batch.rows()].sort((a, b) => b.recallScore - a.recallScore).slice(0, funnel.prerank.keep);
+      for (const c of kept) c.prerankScore = c.recallScore;
+      batch = CandidateFlow.fromRows(kept);
       modelVersions.prerank = "fallback:recall_score";
     }
 
     // Rank.
     try {
+      const sent = batch.size;
       const res = await timed("rank", () =>
-        this.clients.rank.rank({ user, candidates: encodeCandidates(candidates) }, callOpts(funnel.rank.budgetMs)),
+        this.clients.rank.rank({ user, candidates: batch.wire() }, callOpts(funnel.rank.budgetMs)),
       );
-      const ranked = decodeCandidates(res.candidates);
-      if (ranked.length !== candidates.length) throw new Error("rank broke its contract: count changed");
-      candidates = ranked;
+      const ranked = CandidateFlow.fromWire(res.candidates);
+      if (ranked.size !== sent) throw new Error(`rank broke its contract: sent ${sent}, got ${ranked.size}`);
+      batch = ranked;
       for (const d of res.degradations) degrade(d);
       modelVersions.rank = res.modelVersion;
     } catch (err) {
       degrade("rank_fallback", err);
-      for (const c of candidates) c.score = c.prerankScore;
+      const rows = batch.rows();
+      for (const c of rows) c.score = c.prerankScore;
+      batch = CandidateFlow.fromRows(rows);
       modelVersions.rank = "fallback:prerank_score";
     }
 
@@ -187,7 +207,7 @@ export class FunnelRunner {
         this.clients.rerank.rerank(
           {
             user,
-            candidates: encodeCandidates(candidates),
+            candidates: batch.wire(),
             count: input.count,
             excludeItemIds: [...input.excludeItemIds],
             scoreWeights: funnel.rerank.weights,
@@ -200,7 +220,7 @@ export class FunnelRunner {
       modelVersions.rerank = res.policyVersion;
     } catch (err) {
       degrade("rerank_fallback", err);
-      final = this.localRerank(userView, candidates, input);
+      final = this.localRerank(userView, batch.rows(), input);
       modelVersions.rerank = "fallback:rank_order";
     }
 
@@ -245,6 +265,36 @@ export class FunnelRunner {
         channels: ["popular"],
       }),
     );
+  }
+}
+
+/** A candidate batch held as a wire message or as rows, converted only when needed. */
+class CandidateFlow {
+  private constructor(
+    private message: CandidateBatch | undefined,
+    private decoded: Candidate[] | undefined,
+  ) {}
+
+  static fromWire(message: CandidateBatch | undefined): CandidateFlow {
+    return new CandidateFlow(message ?? create(CandidateBatchSchema), undefined);
+  }
+
+  static fromRows(rows: Candidate[]): CandidateFlow {
+    return new CandidateFlow(undefined, rows);
+  }
+
+  get size(): number {
+    return this.decoded ? this.decoded.length : splitIds(this.message?.itemIds ?? "").length;
+  }
+
+  rows(): Candidate[] {
+    this.decoded ??= decodeCandidates(this.message);
+    return this.decoded;
+  }
+
+  wire(): CandidateBatch {
+    this.message ??= create(CandidateBatchSchema, encodeCandidates(this.decoded ?? []));
+    return this.message;
   }
 }
 

@@ -23,6 +23,7 @@ const request = (history: string[], extra: Partial<RecallRequestView> = {}): Rec
     userId: "u",
     known: true,
     blockedItemIds: [],
+    earlierSeenItemIds: ["old"],
     history: history.map((itemId, i) => ({ itemId, timestampMs: i, type: EventTypeOf.RATING, value: 4 })),
   },
   excludeItemIds: [],

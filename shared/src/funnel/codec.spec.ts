@@ -25,6 +25,7 @@ describe("columnar wire codec", () => {
       userId: "u1",
       known: true,
       blockedItemIds: ["9"],
+      earlierSeenItemIds: ["0", "00"],
       history: [
         { itemId: "1", timestampMs: 1_700_000_000_123, type: EventType.RATING, value: 4.5 },
         { itemId: "2", timestampMs: 1_700_000_100_000, type: EventType.SKIP, value: 0 },
@@ -44,8 +45,8 @@ describe("columnar wire codec", () => {
   });
 
   it("rejects an empty item id", () => {
-    const batch = create(CandidateBatchSchema, encodeCandidates([newCandidate("1")]));
-    batch.itemIds = [""];
-    assert.throws(() => decodeCandidates(batch), /candidates.item_ids\[0\]/);
+    const batch = create(CandidateBatchSchema, encodeCandidates([newCandidate("1"), newCandidate("2")]));
+    batch.itemIds = "1\n";
+    assert.throws(() => decodeCandidates(batch), /candidates.item_ids\[1\]: must not be empty/);
   });
 });

@@ -18,6 +18,15 @@ import type { Candidate, HistoryRow, UserView } from "./types.js";
 
 if (endianness() !== "LE") throw new Error("the columnar wire codec assumes a little-endian host");
 
+/** Id columns travel as one newline-joined string: one UTF-8 encode instead of one per id. */
+export function joinIds(ids: readonly string[]): string {
+  return ids.join("\n");
+}
+
+export function splitIds(joined: string): string[] {
+  return joined.length === 0 ? [] : joined.split("\n");
+}
+
 const asBytes = (view: ArrayBufferView): Uint8Array => new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 
 /** Copies into an aligned buffer (protobuf byte fields may be unaligned slices). */
@@ -50,23 +59,31 @@ export function encodeUser(user: UserView): MessageInitShape<typeof UserContextS
     userId: user.userId,
     known: user.known,
     blockedItemIds: [...user.blockedItemIds],
-    historyItemIds: ids,
+    historyItemIds: joinIds(ids),
     historyTimestampsMs: asBytes(ts),
     historyTypes: types,
     historyValues: asBytes(values),
+    earlierSeenItemIds: joinIds(user.earlierSeenItemIds),
   };
 }
 
 export function decodeUser(msg: UserContext, field = "user"): UserView {
-  const n = msg.historyItemIds.length;
+  const historyIds = splitIds(msg.historyItemIds);
+  const n = historyIds.length;
   const ts = column(msg.historyTimestampsMs, 8, n, `${field}.history_timestamps_ms`, (b) => new Float64Array(b));
   const types = column(msg.historyTypes, 1, n, `${field}.history_types`, (b) => new Uint8Array(b));
   const values = column(msg.historyValues, 4, n, `${field}.history_values`, (b) => new Float32Array(b));
   const history: HistoryRow[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    history[i] = { itemId: msg.historyItemIds[i]!, timestampMs: ts[i]!, type: types[i]! as EventType, value: values[i]! };
+    history[i] = { itemId: historyIds[i]!, timestampMs: ts[i]!, type: types[i]! as EventType, value: values[i]! };
   }
-  return { userId: msg.userId, known: msg.known, blockedItemIds: msg.blockedItemIds, history };
+  return {
+    userId: msg.userId,
+    known: msg.known,
+    blockedItemIds: msg.blockedItemIds,
+    history,
+    earlierSeenItemIds: splitIds(msg.earlierSeenItemIds),
+  };
 }
 
 export function encodeCandidates(rows: readonly Candidate[]): MessageInitShape<typeof CandidateBatchSchema> {
@@ -108,7 +125,7 @@ export function encodeCandidates(rows: readonly Candidate[]): MessageInitShape<t
     if (c.reason) anyReason = true;
   }
   return {
-    itemIds: ids,
+    itemIds: joinIds(ids),
     scores: asBytes(scores),
     recallScores: asBytes(recall),
     prerankScores: asBytes(prerank),
@@ -122,7 +139,8 @@ export function encodeCandidates(rows: readonly Candidate[]): MessageInitShape<t
 
 export function decodeCandidates(batch: CandidateBatch | undefined, field = "candidates"): Candidate[] {
   if (!batch) return [];
-  const n = batch.itemIds.length;
+  const itemIds = splitIds(batch.itemIds);
+  const n = itemIds.length;
   const f64 = (b: ArrayBuffer) => new Float64Array(b);
   const scores = optionalColumn(batch.scores, 8, n, `${field}.scores`, f64);
   const recall = optionalColumn(batch.recallScores, 8, n, `${field}.recall_scores`, f64);
@@ -139,7 +157,7 @@ export function decodeCandidates(batch: CandidateBatch | undefined, field = "can
   if (batch.channelNames.length > 32) throw invalidArgument(`${field}.channel_names`, "at most 32 channels");
   const rows: Candidate[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const itemId = batch.itemIds[i]!;
+    const itemId = itemIds[i]!;
     if (itemId.length === 0) throw invalidArgument(`${field}.item_ids[${i}]`, "must not be empty");
     const channels: string[] = [];
     const mask = masks?.[i] ?? 0;

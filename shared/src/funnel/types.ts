@@ -20,6 +20,8 @@ export interface UserView {
   readonly blockedItemIds: readonly string[];
   /** Oldest first. */
   readonly history: readonly HistoryRow[];
+  /** Items seen before the history window (filtered as seen, no features). */
+  readonly earlierSeenItemIds: readonly string[];
 }
 
 export interface Candidate {

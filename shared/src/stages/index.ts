@@ -69,7 +69,7 @@ export function idSetFilter(id: string, idsOf: (ctx: StageContext) => ReadonlySe
 /** Removes items the user already interacted with. */
 export const seenItemsFilter: Filter = idSetFilter(
   "seen_items",
-  (ctx) => new Set(ctx.user.history.map((e) => e.itemId)),
+  (ctx) => new Set([...ctx.user.earlierSeenItemIds, ...ctx.user.history.map((e) => e.itemId)]),
 );
 
 /** Removes items blocked for the user (dislikes, caller exclusions). */

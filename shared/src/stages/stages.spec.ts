@@ -13,6 +13,7 @@ const ctx: StageContext = {
     userId: "u",
     known: true,
     blockedItemIds: [],
+    earlierSeenItemIds: ["old"],
     history: [{ itemId: "seen", timestampMs: 1, type: EventType.RATING, value: 5 }],
   },
 };

@@ -1,0 +1,181 @@
+/**
+ * End to end: the five real service processes on loopback, called over gRPC
+ * exactly as a product backend would. Needs `bash scripts/setup.sh` (data and
+ * the Swing model) first; `npm test` does that.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { status } from "@grpc/grpc-js";
+import { type ClientOf, createClient, groupByUser, loadInteractions } from "@recsys/shared";
+import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
+import { FeedbackService, RecommendService } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
+import { checkHealth, LocalStack } from "@recsys/local";
+
+const ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
+const DATA = join(ROOT, "data", "ml-latest-small");
+const BASE_PORT = Number(process.env.RECSYS_E2E_BASE_PORT ?? 56051);
+
+type GrpcError = { code: number; details: string };
+const isCode = (code: number, detailsPattern?: RegExp) => (e: unknown) => {
+  const err = e as GrpcError;
+  return err.code === code && (!detailsPattern || detailsPattern.test(err.details));
+};
+
+describe("funnel end to end (five processes over gRPC)", { concurrency: false }, () => {
+  let stack: LocalStack;
+  let recommend: ClientOf<typeof RecommendService>;
+  let feedback: ClientOf<typeof FeedbackService>;
+  const seen = new Map<string, Set<string>>();
+
+  function makeClients(target: string) {
+    return { recommend: createClient(RecommendService, target), feedback: createClient(FeedbackService, target) };
+  }
+
+  before(async () => {
+    for (const [user, rows] of groupByUser(await loadInteractions(DATA))) seen.set(user, new Set(rows.map((r) => r.itemId)));
+    stack = await LocalStack.start({ rootDir: ROOT, basePort: BASE_PORT, logDir: join(ROOT, "var", "log", "e2e") });
+    ({ recommend, feedback } = makeClients(stack.gatewayTarget));
+  });
+
+  after(async () => {
+    recommend?.close();
+    feedback?.close();
+    await stack?.stopAll();
+  });
+
+  it("returns `count` distinct items, none seen or excluded, with provenance", async () => {
+    const user = "15";
+    const first = await recommend.recommend({ userId: user, count: 20 }, { timeoutMs: 2_000 });
+    const exclude = first.items.slice(0, 5).map((i) => i.itemId);
+    const res = await recommend.recommend({ userId: user, count: 20, excludeItemIds: exclude }, { timeoutMs: 2_000 });
+    assert.equal(res.items.length, 20);
+    const ids = res.items.map((i) => i.itemId);
+    assert.equal(new Set(ids).size, ids.length, "no duplicates");
+    for (const id of ids) {
+      assert.ok(!seen.get(user)!.has(id), `item ${id} was already seen by the user`);
+      assert.ok(!exclude.includes(id), `item ${id} was excluded`);
+    }
+    assert.ok(res.requestId.length > 0);
+    assert.deepEqual(res.degradations, []);
+    assert.match(res.experimentVariant, /^home_feed_2026_11\/(control|more_likes)$/);
+    for (const key of ["recall.swing", "recall.popular", "prerank", "rank", "rerank"]) {
+      assert.ok(res.modelVersions[key], `model_versions has ${key}`);
+    }
+    for (const item of res.items) {
+      assert.ok(item.channels.length > 0 && item.channels.every((c) => c === "swing" || c === "popular"));
+      assert.ok(item.reason.length > 0);
+      assert.ok(Number.isFinite(item.score));
+      assert.ok(item.taskScores.click !== undefined && item.taskScores.like !== undefined);
+    }
+    const scores = res.items.map((i) => i.score);
+    assert.ok(res.items.some((i) => i.channels.includes("swing")), "a user with history gets item-to-item candidates");
+    assert.ok(res.items.some((i) => i.reason.startsWith("because you watched")));
+    assert.ok(scores.length === 20);
+  });
+
+  it("rejects bad input with INVALID_ARGUMENT naming the field", async () => {
+    const cases: Array<[string, Parameters<typeof recommend.recommend>[0], RegExp]> = [
+      ["empty user_id", { userId: "", count: 10 }, /^user_id: /],
+      ["oversized user_id", { userId: "u".repeat(200), count: 10 }, /^user_id: /],
+      ["count 0", { userId: "1", count: 0 }, /^count: /],
+      ["negative count", { userId: "1", count: -3 }, /^count: /],
+      ["count above the maximum", { userId: "1", count: 101 }, /^count: /],
+      ["empty excluded id", { userId: "1", count: 10, excludeItemIds: [""] }, /^exclude_item_ids\[0\]: /],
+    ];
+    for (const [name, req, pattern] of cases) {
+      await assert.rejects(recommend.recommend(req, { timeoutMs: 2_000 }), isCode(status.INVALID_ARGUMENT, pattern), name);
+    }
+  });
+
+  it("rejects a request over the size limit with RESOURCE_EXHAUSTED", async () => {
+    const huge = Array.from({ length: 900 }, (_, i) => `item-${i}-${"x".repeat(100)}`);
+    await assert.rejects(
+      recommend.recommend({ userId: "1", count: 10, excludeItemIds: huge }, { timeoutMs: 2_000 }),
+      isCode(status.RESOURCE_EXHAUSTED),
+    );
+  });
+
+  it("gives an unknown user popular items, flagged", async () => {
+    const res = await recommend.recommend({ userId: "never-seen-user", count: 10 }, { timeoutMs: 2_000 });
+    assert.equal(res.items.length, 10);
+    assert.ok(res.degradations.includes("unknown_user"));
+    assert.ok(res.items.every((i) => i.channels.includes("popular")));
+  });
+
+  it("serves health and reflection on the gateway", async () => {
+    assert.equal(await checkHealth(stack.gatewayTarget), "SERVING");
+    assert.equal(await checkHealth(stack.gatewayTarget, "recsys.recommend.v1.RecommendService"), "SERVING");
+    const listed = execFileSync(
+      join(ROOT, "node_modules", ".bin", "buf"),
+      ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-services", `http://${stack.gatewayTarget}`],
+      { encoding: "utf8" },
+    );
+    assert.match(listed, /recsys\.recommend\.v1\.RecommendService/);
+    assert.match(listed, /recsys\.recommend\.v1\.FeedbackService/);
+  });
+
+  it("feedback is validated, and a reported item counts as seen at once", async () => {
+    await assert.rejects(
+      feedback.report({ events: [{ userId: "15", itemId: "1", type: EventType.UNSPECIFIED }] }, { timeoutMs: 2_000 }),
+      isCode(status.INVALID_ARGUMENT, /^events\[0\]\.type: /),
+    );
+    const before = await recommend.recommend({ userId: "15", count: 10 }, { timeoutMs: 2_000 });
+    const watched = before.items[0]!.itemId;
+    const ack = await feedback.report(
+      { events: [{ userId: "15", itemId: watched, type: EventType.WATCH, value: 3600, requestId: before.requestId }] },
+      { timeoutMs: 2_000 },
+    );
+    assert.equal(ack.eventIds.length, 1);
+    const afterFeedback = await recommend.recommend({ userId: "15", count: 10 }, { timeoutMs: 2_000 });
+    assert.ok(!afterFeedback.items.some((i) => i.itemId === watched));
+  });
+
+  it("answers within the deadline with rank_fallback while rank hangs", async () => {
+    stack.pause("rank", true);
+    try {
+      const started = Date.now();
+      const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 1_000 });
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed < 400, `answered in ${elapsed} ms (budget 100 ms; generous bound for a loaded CI box)`);
+      assert.equal(res.items.length, 20);
+      assert.ok(res.degradations.includes("rank_fallback"), res.degradations.join(","));
+      assert.equal(res.modelVersions.rank, "fallback:prerank_score");
+    } finally {
+      stack.pause("rank", false);
+    }
+  });
+
+  it("keeps answering when rank dies, and when recall dies too", async () => {
+    await stack.stopService("rank", "SIGKILL");
+    const withoutRank = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 2_000 });
+    assert.equal(withoutRank.items.length, 20);
+    assert.ok(withoutRank.degradations.includes("rank_fallback"));
+    assert.ok(!withoutRank.degradations.includes("recall_fallback"));
+
+    await stack.stopService("recall", "SIGKILL");
+    const withoutRecall = await recommend.recommend({ userId: "15", count: 20, excludeItemIds: ["1"] }, { timeoutMs: 2_000 });
+    assert.equal(withoutRecall.items.length, 20);
+    assert.ok(withoutRecall.degradations.includes("recall_fallback"));
+    assert.ok(withoutRecall.degradations.includes("rank_fallback"));
+    const ids = withoutRecall.items.map((i) => i.itemId);
+    assert.equal(new Set(ids).size, 20);
+    for (const id of ids) assert.ok(!seen.get("15")!.has(id) && id !== "1", "filters still apply in the fallback");
+
+    const metrics = await (await fetch(`http://127.0.0.1:${stack.metricsPort("gateway")}/metrics`)).text();
+    assert.match(metrics, /recsys_degradations_total\{kind="rank_fallback",service="gateway"\} [1-9]/);
+    assert.match(metrics, /recsys_degradations_total\{kind="recall_fallback",service="gateway"\} [1-9]/);
+
+    // Restarted stages are used again.
+    await Promise.all([stack.startService("rank"), stack.startService("recall")]);
+    let healed = false;
+    for (let i = 0; i < 20 && !healed; i++) {
+      const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 2_000 });
+      healed = !res.degradations.some((d) => d.endsWith("_fallback"));
+      if (!healed) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(healed, "the funnel recovers once the stages are back");
+  });
+});
