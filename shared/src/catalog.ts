@@ -32,13 +32,14 @@ export class ItemCatalog {
       for (const g of item.genres) genreSet.add(g);
     }
     this.genres = [...genreSet].sort();
-    this.genres.forEach((g, i) => this.genreIndex.set(g, i));
+    for (const [i, g] of this.genres.entries()) this.genreIndex.set(g, i);
     let maxCount = 0;
     let ratingSum = 0;
     let latest = 0;
     for (const r of interactions) {
       let s = this.stats.get(r.itemId);
-      if (!s) this.stats.set(r.itemId, (s = { count: 0, ratingSum: 0, firstSeenMs: r.timestampMs, lastSeenMs: 0 }));
+      if (!s)
+        this.stats.set(r.itemId, (s = { count: 0, ratingSum: 0, firstSeenMs: r.timestampMs, lastSeenMs: 0 }));
       s.count++;
       s.ratingSum += r.rating;
       s.firstSeenMs = Math.min(s.firstSeenMs, r.timestampMs);

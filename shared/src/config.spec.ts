@@ -12,7 +12,12 @@ const spec = {
 describe("loadConfig", () => {
   it("applies defaults and parses values", () => {
     const cfg = loadConfig(spec, { RECSYS_NAME: "x", RECSYS_WEIGHTS: "a=2, b=0.25", RECSYS_ON: "true" });
-    assert.deepEqual(cfg, { RECSYS_PORT: 50051, RECSYS_NAME: "x", RECSYS_WEIGHTS: { a: 2, b: 0.25 }, RECSYS_ON: true });
+    assert.deepEqual(cfg, {
+      RECSYS_PORT: 50051,
+      RECSYS_NAME: "x",
+      RECSYS_WEIGHTS: { a: 2, b: 0.25 },
+      RECSYS_ON: true,
+    });
   });
 
   it("names every bad or missing variable in one error", () => {

@@ -24,7 +24,10 @@ export function loadConfig<S extends EnvSpec>(spec: S, env: NodeJS.ProcessEnv = 
     const raw = env[name];
     const result = schema.safeParse(raw === "" ? undefined : raw);
     if (result.success) out[name] = result.data;
-    else problems.push(`${name}=${raw === undefined ? "<unset>" : JSON.stringify(raw)}: ${result.error.issues.map((i) => i.message).join("; ")}`);
+    else
+      problems.push(
+        `${name}=${raw === undefined ? "<unset>" : JSON.stringify(raw)}: ${result.error.issues.map((i) => i.message).join("; ")}`,
+      );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return out as ConfigOf<S>;
@@ -50,7 +53,10 @@ export const env = {
       .default(def)
       .transform((s, ctx) => {
         const out: Record<string, number> = {};
-        for (const part of s.split(",").map((p) => p.trim()).filter(Boolean)) {
+        for (const part of s
+          .split(",")
+          .map((p) => p.trim())
+          .filter(Boolean)) {
           const [k, v] = part.split("=");
           const n = Number(v);
           if (!k || v === undefined || !Number.isFinite(n)) {

@@ -59,7 +59,8 @@ export class Metrics {
   /** Marks `version` as the loaded version of `model`, clearing the previous one. */
   setModelVersion(model: string, version: string): void {
     const previous = this.loadedVersions.get(model);
-    if (previous !== undefined && previous !== version) this.modelVersion.remove({ model, version: previous });
+    if (previous !== undefined && previous !== version)
+      this.modelVersion.remove({ model, version: previous });
     this.loadedVersions.set(model, version);
     this.modelVersion.set({ model, version }, 1);
   }
@@ -95,6 +96,8 @@ export class Metrics {
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections(); // keep-alive scrapers would otherwise hold close() open
+    await closed;
   }
 }

@@ -45,7 +45,9 @@ export function createRuntime<S extends EnvSpec>(
   name: string,
   spec: S,
 ): Runtime<ConfigOf<typeof commonConfigSpec> & ConfigOf<S>> {
-  const config = loadConfigOrExit(name, { ...commonConfigSpec, ...spec }) as ConfigOf<typeof commonConfigSpec> &
+  const config = loadConfigOrExit(name, { ...commonConfigSpec, ...spec }) as ConfigOf<
+    typeof commonConfigSpec
+  > &
     ConfigOf<S>;
   const logger = createLogger(name, config.RECSYS_LOG_LEVEL);
   const metrics = new Metrics(name);
@@ -80,6 +82,14 @@ export function createRuntime<S extends EnvSpec>(
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
   process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
+  if (process.env.RECSYS_EXIT_WITH_PARENT === "1") {
+    // Local runs only (set by the local runner): if the launching process dies
+    // without stopping us, shut down instead of holding ports as an orphan.
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) void stop("parent exited");
+    }, 1_000).unref();
+  }
 
   return {
     name,

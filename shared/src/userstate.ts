@@ -36,7 +36,10 @@ export class InMemoryUserStateStore implements UserStateStore {
     private readonly maxSeenItems = 10_000,
   ) {}
 
-  static fromInteractions(interactions: readonly Interaction[], maxSequenceLength = 256): InMemoryUserStateStore {
+  static fromInteractions(
+    interactions: readonly Interaction[],
+    maxSequenceLength = 256,
+  ): InMemoryUserStateStore {
     const store = new InMemoryUserStateStore(maxSequenceLength);
     const byUser = new Map<string, HistoryRow[]>();
     for (const r of interactions) {

@@ -11,7 +11,8 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 export function requireId(value: string, field: string, maxBytes = 128): string {
   if (value.length === 0) throw invalidArgument(field, "must not be empty");
   if (CONTROL_CHARACTERS.test(value)) throw invalidArgument(field, "must not contain control characters");
-  if (Buffer.byteLength(value, "utf8") > maxBytes) throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
+  if (Buffer.byteLength(value, "utf8") > maxBytes)
+    throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
   return value;
 }
 
@@ -28,7 +29,8 @@ export function requireMaxLength<T>(values: readonly T[], field: string, max: nu
 }
 
 export function requireMaxBytes(value: string, field: string, maxBytes: number): string {
-  if (Buffer.byteLength(value, "utf8") > maxBytes) throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
+  if (Buffer.byteLength(value, "utf8") > maxBytes)
+    throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
   return value;
 }
 

@@ -1,5 +1,5 @@
 /** A grpc.health.v1 client: the same check Kubernetes' gRPC probes make. */
-import { credentials, loadPackageDefinition, type Client } from "@grpc/grpc-js";
+import { type Client, credentials, loadPackageDefinition } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath } from "grpc-health-check";
 
@@ -12,7 +12,13 @@ type HealthClient = Client & {
 };
 
 const definition = loadPackageDefinition(loadSync(protoPath, { enums: String })) as unknown as {
-  grpc: { health: { v1: { Health: new (target: string, creds: ReturnType<typeof credentials.createInsecure>) => HealthClient } } };
+  grpc: {
+    health: {
+      v1: {
+        Health: new (target: string, creds: ReturnType<typeof credentials.createInsecure>) => HealthClient;
+      };
+    };
+  };
 };
 
 /** Resolves with the serving status ("SERVING", "NOT_SERVING", ...) or "UNREACHABLE". */

@@ -5,7 +5,7 @@
  * run exactly the same processes.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { checkHealth } from "./health.js";
 
@@ -106,12 +106,15 @@ export class LocalStack {
   /** Starts (or restarts) one service and waits until it reports SERVING. */
   async startService(service: ServiceName): Promise<void> {
     if (this.procs.has(service)) throw new Error(`${service} is already running`);
-    const log = createWriteStream(this.logFile(service), { flags: "a" });
+    // The child writes its log file itself, so it never depends on this process's pipes.
+    const logFd = openSync(this.logFile(service), "a");
     const entry = join(this.options.rootDir, "services", service, "dist", "main.js");
     const args = [...(this.options.nodeArgs?.[service] ?? []), entry];
-    const child = spawn(process.execPath, args, { env: this.envFor(service), stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
+    const child = spawn(process.execPath, args, {
+      env: { ...this.envFor(service), RECSYS_EXIT_WITH_PARENT: "1" },
+      stdio: ["ignore", logFd, logFd],
+    });
+    closeSync(logFd);
     const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
     this.procs.set(service, { child, exited });
     this.options.onProgress?.(`starting ${service} on ${this.target(service)}`);
@@ -123,10 +126,13 @@ export class LocalStack {
     for (;;) {
       if (exitCode !== undefined) {
         this.procs.delete(service);
-        throw new Error(`${service} exited with code ${exitCode} during start-up; see ${this.logFile(service)}:\n${tail(this.logFile(service))}`);
+        throw new Error(
+          `${service} exited with code ${exitCode} during start-up; see ${this.logFile(service)}:\n${tail(this.logFile(service))}`,
+        );
       }
       if ((await checkHealth(this.target(service))) === "SERVING") break;
-      if (Date.now() > deadline) throw new Error(`${service} not SERVING after start timeout; see ${this.logFile(service)}`);
+      if (Date.now() > deadline)
+        throw new Error(`${service} not SERVING after start timeout; see ${this.logFile(service)}`);
       await sleep(100);
     }
     this.options.onProgress?.(`${service} ready`);

@@ -16,7 +16,7 @@ const seconds = ((performance.now() - started) / 1000).toFixed(1);
 process.stdout.write(
   `\nThe funnel is up (${seconds}s). Gateway: ${stack.gatewayTarget}  (recsys.recommend.v1.RecommendService)\n` +
     `  stages: recall ${stack.target("recall")}, prerank ${stack.target("prerank")}, rank ${stack.target("rank")}, rerank ${stack.target("rerank")}\n` +
-    `  metrics: http://127.0.0.1:${stack.metricsPort("gateway")}/metrics (stages on the next ports)\n` +
+    `  metrics: ${["gateway", "recall", "prerank", "rank", "rerank"].map((s) => `${s} :${stack.metricsPort(s as "gateway")}`).join(", ")} (GET /metrics)\n` +
     `  logs: ${stack.logDir}\n\n` +
     `Try:  npm run recommend -- --user 1\n      npm run recommend -- --user 42 --count 5\n\nCtrl-C stops everything.\n`,
 );

@@ -5,13 +5,16 @@
  * yet durable across a gateway restart.
  */
 import { randomUUID } from "node:crypto";
+import { type HistoryRow, invalidArgument, requireId, type UserStateStore } from "@recsys/shared";
 import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
 import type { ReportRequest } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
-import { type HistoryRow, invalidArgument, requireId, type UserStateStore } from "@recsys/shared";
 
 export const MAX_EVENTS_PER_REPORT = 1000;
 
-export async function handleReport(req: ReportRequest, store: UserStateStore): Promise<{ eventIds: string[] }> {
+export async function handleReport(
+  req: ReportRequest,
+  store: UserStateStore,
+): Promise<{ eventIds: string[] }> {
   if (req.events.length === 0) throw invalidArgument("events", "must not be empty");
   if (req.events.length > MAX_EVENTS_PER_REPORT) {
     throw invalidArgument("events", `at most ${MAX_EVENTS_PER_REPORT} per call, got ${req.events.length}`);

@@ -9,10 +9,13 @@ import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
+import { checkHealth, LocalStack } from "@recsys/local";
 import { type ClientOf, createClient, groupByUser, loadInteractions } from "@recsys/shared";
 import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
-import { FeedbackService, RecommendService } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
-import { checkHealth, LocalStack } from "@recsys/local";
+import {
+  FeedbackService,
+  RecommendService,
+} from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
 const DATA = join(ROOT, "data", "ml-latest-small");
@@ -31,12 +34,20 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
   const seen = new Map<string, Set<string>>();
 
   function makeClients(target: string) {
-    return { recommend: createClient(RecommendService, target), feedback: createClient(FeedbackService, target) };
+    return {
+      recommend: createClient(RecommendService, target),
+      feedback: createClient(FeedbackService, target),
+    };
   }
 
   before(async () => {
-    for (const [user, rows] of groupByUser(await loadInteractions(DATA))) seen.set(user, new Set(rows.map((r) => r.itemId)));
-    stack = await LocalStack.start({ rootDir: ROOT, basePort: BASE_PORT, logDir: join(ROOT, "var", "log", "e2e") });
+    for (const [user, rows] of groupByUser(await loadInteractions(DATA)))
+      seen.set(user, new Set(rows.map((r) => r.itemId)));
+    stack = await LocalStack.start({
+      rootDir: ROOT,
+      basePort: BASE_PORT,
+      logDir: join(ROOT, "var", "log", "e2e"),
+    });
     ({ recommend, feedback } = makeClients(stack.gatewayTarget));
   });
 
@@ -50,7 +61,10 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     const user = "15";
     const first = await recommend.recommend({ userId: user, count: 20 }, { timeoutMs: 2_000 });
     const exclude = first.items.slice(0, 5).map((i) => i.itemId);
-    const res = await recommend.recommend({ userId: user, count: 20, excludeItemIds: exclude }, { timeoutMs: 2_000 });
+    const res = await recommend.recommend(
+      { userId: user, count: 20, excludeItemIds: exclude },
+      { timeoutMs: 2_000 },
+    );
     assert.equal(res.items.length, 20);
     const ids = res.items.map((i) => i.itemId);
     assert.equal(new Set(ids).size, ids.length, "no duplicates");
@@ -71,7 +85,10 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
       assert.ok(item.taskScores.click !== undefined && item.taskScores.like !== undefined);
     }
     const scores = res.items.map((i) => i.score);
-    assert.ok(res.items.some((i) => i.channels.includes("swing")), "a user with history gets item-to-item candidates");
+    assert.ok(
+      res.items.some((i) => i.channels.includes("swing")),
+      "a user with history gets item-to-item candidates",
+    );
     assert.ok(res.items.some((i) => i.reason.startsWith("because you watched")));
     assert.ok(scores.length === 20);
   });
@@ -86,7 +103,11 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
       ["empty excluded id", { userId: "1", count: 10, excludeItemIds: [""] }, /^exclude_item_ids\[0\]: /],
     ];
     for (const [name, req, pattern] of cases) {
-      await assert.rejects(recommend.recommend(req, { timeoutMs: 2_000 }), isCode(status.INVALID_ARGUMENT, pattern), name);
+      await assert.rejects(
+        recommend.recommend(req, { timeoutMs: 2_000 }),
+        isCode(status.INVALID_ARGUMENT, pattern),
+        name,
+      );
     }
   });
 
@@ -110,7 +131,14 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     assert.equal(await checkHealth(stack.gatewayTarget, "recsys.recommend.v1.RecommendService"), "SERVING");
     const listed = execFileSync(
       join(ROOT, "node_modules", ".bin", "buf"),
-      ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-services", `http://${stack.gatewayTarget}`],
+      [
+        "curl",
+        "--protocol",
+        "grpc",
+        "--http2-prior-knowledge",
+        "--list-services",
+        `http://${stack.gatewayTarget}`,
+      ],
       { encoding: "utf8" },
     );
     assert.match(listed, /recsys\.recommend\.v1\.RecommendService/);
@@ -119,13 +147,20 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
 
   it("feedback is validated, and a reported item counts as seen at once", async () => {
     await assert.rejects(
-      feedback.report({ events: [{ userId: "15", itemId: "1", type: EventType.UNSPECIFIED }] }, { timeoutMs: 2_000 }),
+      feedback.report(
+        { events: [{ userId: "15", itemId: "1", type: EventType.UNSPECIFIED }] },
+        { timeoutMs: 2_000 },
+      ),
       isCode(status.INVALID_ARGUMENT, /^events\[0\]\.type: /),
     );
     const before = await recommend.recommend({ userId: "15", count: 10 }, { timeoutMs: 2_000 });
     const watched = before.items[0]!.itemId;
     const ack = await feedback.report(
-      { events: [{ userId: "15", itemId: watched, type: EventType.WATCH, value: 3600, requestId: before.requestId }] },
+      {
+        events: [
+          { userId: "15", itemId: watched, type: EventType.WATCH, value: 3600, requestId: before.requestId },
+        ],
+      },
       { timeoutMs: 2_000 },
     );
     assert.equal(ack.eventIds.length, 1);
@@ -139,7 +174,10 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
       const started = Date.now();
       const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 1_000 });
       const elapsed = Date.now() - started;
-      assert.ok(elapsed < 400, `answered in ${elapsed} ms (budget 100 ms; generous bound for a loaded CI box)`);
+      assert.ok(
+        elapsed < 400,
+        `answered in ${elapsed} ms (budget 100 ms; generous bound for a loaded CI box)`,
+      );
       assert.equal(res.items.length, 20);
       assert.ok(res.degradations.includes("rank_fallback"), res.degradations.join(","));
       assert.equal(res.modelVersions.rank, "fallback:prerank_score");
@@ -156,13 +194,17 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     assert.ok(!withoutRank.degradations.includes("recall_fallback"));
 
     await stack.stopService("recall", "SIGKILL");
-    const withoutRecall = await recommend.recommend({ userId: "15", count: 20, excludeItemIds: ["1"] }, { timeoutMs: 2_000 });
+    const withoutRecall = await recommend.recommend(
+      { userId: "15", count: 20, excludeItemIds: ["1"] },
+      { timeoutMs: 2_000 },
+    );
     assert.equal(withoutRecall.items.length, 20);
     assert.ok(withoutRecall.degradations.includes("recall_fallback"));
     assert.ok(withoutRecall.degradations.includes("rank_fallback"));
     const ids = withoutRecall.items.map((i) => i.itemId);
     assert.equal(new Set(ids).size, 20);
-    for (const id of ids) assert.ok(!seen.get("15")!.has(id) && id !== "1", "filters still apply in the fallback");
+    for (const id of ids)
+      assert.ok(!seen.get("15")!.has(id) && id !== "1", "filters still apply in the fallback");
 
     const metrics = await (await fetch(`http://127.0.0.1:${stack.metricsPort("gateway")}/metrics`)).text();
     assert.match(metrics, /recsys_degradations_total\{kind="rank_fallback",service="gateway"\} [1-9]/);

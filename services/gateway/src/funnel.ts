@@ -20,7 +20,10 @@ export interface FunnelDefinition {
     readonly channels: Readonly<Record<string, number>>;
     /** failure policy: dropped channels fail open inside recall; recall down -> popular items. */
   };
-  readonly prerank: { readonly budgetMs: number; readonly keep: number /* failure: keep top by recall score */ };
+  readonly prerank: {
+    readonly budgetMs: number;
+    readonly keep: number /* failure: keep top by recall score */;
+  };
   readonly rank: { readonly budgetMs: number /* failure: use prerank scores */ };
   readonly rerank: {
     readonly budgetMs: number;
@@ -82,7 +85,10 @@ export function applyOverrides<T>(base: T, override: DeepPartial<T> | undefined)
     if (value === undefined) continue;
     const current = out[key];
     const replaceWhole = key === "channels" || key === "weights";
-    out[key] = isPlainObject(value) && isPlainObject(current) && !replaceWhole ? applyOverrides(current, value) : value;
+    out[key] =
+      isPlainObject(value) && isPlainObject(current) && !replaceWhole
+        ? applyOverrides(current, value)
+        : value;
   }
   return out as T;
 }

@@ -8,7 +8,10 @@ import {
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
-import { FeedbackService, RecommendService } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
+import {
+  FeedbackService,
+  RecommendService,
+} from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
 import { gatewayConfigSpec } from "./config.js";
 import { handleReport } from "./feedback.js";
@@ -78,7 +81,12 @@ runner = new FunnelRunner(
 );
 await warmUp(cfg.RECSYS_WARMUP_REQUESTS, [...new Set(interactions.map((r) => r.userId))]);
 rt.logger.info(
-  { users: await store.size(), items: catalog.size, experiment: experiment.name, address: cfg.RECSYS_GATEWAY_ADDR },
+  {
+    users: await store.size(),
+    items: catalog.size,
+    experiment: experiment.name,
+    address: cfg.RECSYS_GATEWAY_ADDR,
+  },
   "gateway loaded",
 );
 rt.ready();

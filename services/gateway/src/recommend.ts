@@ -5,6 +5,28 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
+  blockedItemsFilter,
+  byScoreDesc,
+  type Candidate,
+  type ClientOf,
+  decodeCandidates,
+  duplicateItemsFilter,
+  encodeCandidates,
+  encodeUser,
+  idSetFilter,
+  isGrpcStatusError,
+  type Logger,
+  type Metrics,
+  newCandidate,
+  runFilters,
+  type StageContext,
+  seenItemsFilter,
+  splitIds,
+  statusName,
+  type UserStateStore,
+  type UserView,
+} from "@recsys/shared";
+import {
   type CandidateBatch,
   CandidateBatchSchema,
   EventType,
@@ -15,28 +37,6 @@ import type { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service
 import type { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
 import type { RecommendedItemSchema } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 import type { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
-import {
-  blockedItemsFilter,
-  type Candidate,
-  decodeCandidates,
-  encodeCandidates,
-  encodeUser,
-  newCandidate,
-  splitIds,
-  type UserView,
-  type ClientOf,
-  byScoreDesc,
-  duplicateItemsFilter,
-  idSetFilter,
-  isGrpcStatusError,
-  type Logger,
-  type Metrics,
-  runFilters,
-  type StageContext,
-  seenItemsFilter,
-  statusName,
-  type UserStateStore,
-} from "@recsys/shared";
 import type { FunnelDefinition } from "./funnel.js";
 
 export interface StageClients {
@@ -84,7 +84,9 @@ export class FunnelRunner {
 
   async run(funnel: FunnelDefinition, input: RecommendInput): Promise<RecommendOutput> {
     const started = Date.now();
-    const deadline = input.warmUp ? input.callerDeadline : Math.min(input.callerDeadline, started + funnel.totalBudgetMs);
+    const deadline = input.warmUp
+      ? input.callerDeadline
+      : Math.min(input.callerDeadline, started + funnel.totalBudgetMs);
     const degradations: string[] = [];
     const modelVersions: Record<string, string> = {};
     const degrade = (kind: string, cause?: unknown) => {
@@ -125,11 +127,20 @@ export class FunnelRunner {
       if (!state.known) degrade("unknown_user");
     } catch (err) {
       degrade("user_state_unavailable", err);
-      userView = { userId: input.userId, known: false, blockedItemIds: [], history: [], earlierSeenItemIds: [] };
+      userView = {
+        userId: input.userId,
+        known: false,
+        blockedItemIds: [],
+        history: [],
+        earlierSeenItemIds: [],
+      };
     }
     // Built once, sent to every stage.
     const user = create(UserContextSchema, encodeUser(userView));
-    const callOpts = (budgetMs: number) => ({ deadline: stageDeadline(budgetMs), requestId: input.requestId });
+    const callOpts = (budgetMs: number) => ({
+      deadline: stageDeadline(budgetMs),
+      requestId: input.requestId,
+    });
 
     // Recall.
     // Candidate batches pass from stage to stage as the wire messages they
@@ -175,7 +186,9 @@ export class FunnelRunner {
       modelVersions.prerank = res.modelVersion;
     } catch (err) {
       degrade("prerank_fallback", err);
-      const kept = [...batch.rows()].sort((a, b) => b.recallScore - a.recallScore).slice(0, funnel.prerank.keep);
+      const kept = [...batch.rows()]
+        .sort((a, b) => b.recallScore - a.recallScore)
+        .slice(0, funnel.prerank.keep);
       for (const c of kept) c.prerankScore = c.recallScore;
       batch = CandidateFlow.fromRows(kept);
       modelVersions.prerank = "fallback:recall_score";
@@ -227,7 +240,11 @@ export class FunnelRunner {
     // Never an empty answer while popular items exist.
     if (final.length === 0) {
       degrade("empty_result_popular");
-      final = this.localRerank(userView, this.popularCandidates(input.count * 4 + userView.history.length), input);
+      final = this.localRerank(
+        userView,
+        this.popularCandidates(input.count * 4 + userView.history.length),
+        input,
+      );
     }
     return {
       items: final.map((c) => ({
@@ -245,9 +262,20 @@ export class FunnelRunner {
   /** Rank order with de-duplication and filters still applied. */
   private localRerank(user: UserView, candidates: Candidate[], input: RecommendInput): Candidate[] {
     const exclude = new Set(input.excludeItemIds);
-    const ctx: StageContext = { requestId: input.requestId, user, scene: input.scene, query: input.query, deadline: 0 };
+    const ctx: StageContext = {
+      requestId: input.requestId,
+      user,
+      scene: input.scene,
+      query: input.query,
+      deadline: 0,
+    };
     const kept = runFilters(
-      [duplicateItemsFilter, seenItemsFilter, blockedItemsFilter, idSetFilter("excluded_items", () => exclude)],
+      [
+        duplicateItemsFilter,
+        seenItemsFilter,
+        blockedItemsFilter,
+        idSetFilter("excluded_items", () => exclude),
+      ],
       ctx,
       candidates,
       (id, n) => this.metrics.filtered.inc({ filter: id }, n),

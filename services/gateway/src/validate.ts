@@ -1,5 +1,5 @@
-import type { RecommendRequest } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 import { invalidArgument, requireId, requireMaxBytes, requireMaxLength } from "@recsys/shared";
+import type { RecommendRequest } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 
 export interface RecommendLimits {
   readonly maxCount: number;
@@ -17,7 +17,8 @@ export function validateRecommend(req: RecommendRequest, limits: RecommendLimits
   requireMaxLength(req.excludeItemIds, "exclude_item_ids", 1000);
   for (const [i, id] of req.excludeItemIds.entries()) requireId(id, `exclude_item_ids[${i}]`);
   const contextKeys = Object.keys(req.context);
-  if (contextKeys.length > 64) throw invalidArgument("context", `at most 64 entries, got ${contextKeys.length}`);
+  if (contextKeys.length > 64)
+    throw invalidArgument("context", `at most 64 entries, got ${contextKeys.length}`);
   for (const [k, v] of Object.entries(req.context)) {
     requireMaxBytes(k, "context key", 128);
     requireMaxBytes(v, `context[${k}]`, 1024);

@@ -1,12 +1,12 @@
 import {
   byScoreDesc,
   createRuntime,
+  decodeCandidates,
+  encodeCandidates,
   loadCatalog,
   requireIntInRange,
   requireMaxLength,
   requireUser,
-  decodeCandidates,
-  encodeCandidates,
 } from "@recsys/shared";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { prerankConfigSpec } from "./config.js";
@@ -22,7 +22,10 @@ rt.server.add(PrerankService, {
     const user = requireUser(req.user);
     const candidates = decodeCandidates(req.candidates);
     requireMaxLength(candidates, "candidates", cfg.RECSYS_PRERANK_MAX_CANDIDATES);
-    const keep = req.keep === 0 ? cfg.RECSYS_PRERANK_KEEP : requireIntInRange(req.keep, "keep", 1, cfg.RECSYS_PRERANK_MAX_CANDIDATES);
+    const keep =
+      req.keep === 0
+        ? cfg.RECSYS_PRERANK_KEEP
+        : requireIntInRange(req.keep, "keep", 1, cfg.RECSYS_PRERANK_MAX_CANDIDATES);
     const stage = { requestId: ctx.requestId, user, scene: "", query: "", deadline: ctx.deadline };
     const scored = scorer!.score(stage, candidates);
     scored.sort(byScoreDesc);

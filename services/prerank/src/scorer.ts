@@ -1,4 +1,11 @@
-import { type Candidate, type ItemCatalog, type Scorer, type StageContext, genreAffinity, userGenreProfile } from "@recsys/shared";
+import {
+  type Candidate,
+  genreAffinity,
+  type ItemCatalog,
+  type Scorer,
+  type StageContext,
+  userGenreProfile,
+} from "@recsys/shared";
 
 /**
  * INTERIM prerank scorer (replaced by a learned two-tower/COLD model in the

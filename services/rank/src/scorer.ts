@@ -1,4 +1,11 @@
-import { type Candidate, type ItemCatalog, type Scorer, type StageContext, genreAffinity, userGenreProfile } from "@recsys/shared";
+import {
+  type Candidate,
+  genreAffinity,
+  type ItemCatalog,
+  type Scorer,
+  type StageContext,
+  userGenreProfile,
+} from "@recsys/shared";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 

@@ -1,11 +1,11 @@
 import {
   createRuntime,
+  encodeCandidates,
+  loadCatalog,
   type Metrics,
   requireIntInRange,
   requireMaxLength,
   requireUser,
-  encodeCandidates,
-  loadCatalog,
 } from "@recsys/shared";
 import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
 import { PopularCandidateSource } from "./channels/popular.js";
@@ -57,15 +57,23 @@ const channels: ChannelConfig[] = [];
 const quotaOf = (id: string) => cfg.RECSYS_RECALL_QUOTAS[id] ?? 0;
 const swing = SwingCandidateSource.load(cfg.RECSYS_MODEL_STORE, cfg.RECSYS_SWING_SEEDS);
 channels.push({ source: swing, quota: quotaOf("swing"), timeoutMs: cfg.RECSYS_RECALL_CHANNEL_TIMEOUT_MS });
-channels.push({ source: popular, quota: quotaOf("popular"), timeoutMs: cfg.RECSYS_RECALL_CHANNEL_TIMEOUT_MS });
+channels.push({
+  source: popular,
+  quota: quotaOf("popular"),
+  timeoutMs: cfg.RECSYS_RECALL_CHANNEL_TIMEOUT_MS,
+});
 versions = { popular: popular.version, swing: swing.version };
 registerVersions(rt.metrics, versions);
 pipeline = new RecallPipeline(
   channels,
-  () => popular.fetch(undefined, cfg.RECSYS_RECALL_MAX_CANDIDATES).map((c) => ({ ...c, channels: ["popular"] })),
+  () =>
+    popular.fetch(undefined, cfg.RECSYS_RECALL_MAX_CANDIDATES).map((c) => ({ ...c, channels: ["popular"] })),
   rt.metrics,
 );
-rt.logger.info({ items: catalog.size, interactions: interactions.length, versions }, "recall channels loaded");
+rt.logger.info(
+  { items: catalog.size, interactions: interactions.length, versions },
+  "recall channels loaded",
+);
 rt.ready();
 
 function registerVersions(metrics: Metrics, v: Record<string, string>): void {

@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Candidate, type CandidateSource, EventTypeOf, type Interaction, newCandidate } from "./test-support.js";
 import { SwingCandidateSource } from "./channels/swing.js";
 import { RecallPipeline, type RecallRequestView } from "./recall.js";
 import { buildSwing, parseSwing, serializeSwing } from "./swing/build.js";
+import {
+  type Candidate,
+  type CandidateSource,
+  EventTypeOf,
+  type Interaction,
+  newCandidate,
+} from "./test-support.js";
 
 const source = (id: string, ids: string[], behaviour: "ok" | "throw" | "hang" = "ok"): CandidateSource => ({
   id,
@@ -72,17 +78,26 @@ describe("RecallPipeline", () => {
     const started = Date.now();
     const out = await pipeline.run(request([]));
     assert.ok(Date.now() - started < 500);
-    assert.deepEqual(out.candidates.map((c) => c.itemId), ["p1", "p2"]);
+    assert.deepEqual(
+      out.candidates.map((c) => c.itemId),
+      ["p1", "p2"],
+    );
     assert.deepEqual(out.degradations.sort(), ["recall_channel_failed:slow", "recall_channel_failed:swing"]);
   });
 
   it("all channels failed -> emergency popular items, flagged", async () => {
     const pipeline = new RecallPipeline(
       [{ source: source("swing", [], "throw"), quota: 10, timeoutMs: 20 }],
-      () => [newCandidate("e1", { score: 1, channels: ["popular"] }), newCandidate("seen", { channels: ["popular"] })],
+      () => [
+        newCandidate("e1", { score: 1, channels: ["popular"] }),
+        newCandidate("seen", { channels: ["popular"] }),
+      ],
     );
     const out = await pipeline.run(request(["seen"]));
-    assert.deepEqual(out.candidates.map((c) => c.itemId), ["e1"]);
+    assert.deepEqual(
+      out.candidates.map((c) => c.itemId),
+      ["e1"],
+    );
     assert.ok(out.degradations.includes("recall_all_channels_failed"));
   });
 });
@@ -91,10 +106,21 @@ describe("Swing", () => {
   // Two taste clusters: users 1-4 watch {A,B,C}, users 5-8 watch {X,Y,Z}; user 9 bridges A and X once.
   const rows: Interaction[] = [];
   let t = 0;
-  for (const u of ["1", "2", "3", "4"]) for (const i of ["A", "B", "C"]) rows.push({ userId: u, itemId: i, timestampMs: t++, rating: 5 });
-  for (const u of ["5", "6", "7", "8"]) for (const i of ["X", "Y", "Z"]) rows.push({ userId: u, itemId: i, timestampMs: t++, rating: 5 });
-  rows.push({ userId: "9", itemId: "A", timestampMs: t++, rating: 5 }, { userId: "9", itemId: "X", timestampMs: t++, rating: 5 });
-  const neighbours = buildSwing(rows, { alpha: 1, topK: 10, maxUsersPerItem: 100, maxItemsPerUser: 100, minRating: 3 });
+  for (const u of ["1", "2", "3", "4"])
+    for (const i of ["A", "B", "C"]) rows.push({ userId: u, itemId: i, timestampMs: t++, rating: 5 });
+  for (const u of ["5", "6", "7", "8"])
+    for (const i of ["X", "Y", "Z"]) rows.push({ userId: u, itemId: i, timestampMs: t++, rating: 5 });
+  rows.push(
+    { userId: "9", itemId: "A", timestampMs: t++, rating: 5 },
+    { userId: "9", itemId: "X", timestampMs: t++, rating: 5 },
+  );
+  const neighbours = buildSwing(rows, {
+    alpha: 1,
+    topK: 10,
+    maxUsersPerItem: 100,
+    maxItemsPerUser: 100,
+    minRating: 3,
+  });
 
   it("scores items of the same cluster as neighbours, and not the other cluster", () => {
     const ofA = neighbours.get("A")!.map((n) => n.itemId);
@@ -104,7 +130,10 @@ describe("Swing", () => {
 
   it("serialises and parses losslessly enough to keep the order", () => {
     const back = parseSwing(serializeSwing(neighbours));
-    assert.deepEqual(back.get("A")!.map((n) => n.itemId), neighbours.get("A")!.map((n) => n.itemId));
+    assert.deepEqual(
+      back.get("A")!.map((n) => n.itemId),
+      neighbours.get("A")!.map((n) => n.itemId),
+    );
   });
 
   it("the channel recalls from recent positive items and names the seed", () => {

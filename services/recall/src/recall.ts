@@ -67,7 +67,8 @@ export class RecallPipeline {
       this.channels.map(async (ch): Promise<{ outcome: ChannelOutcome; candidates: Candidate[] }> => {
         const quota = req.quotaOverrides[ch.source.id] ?? ch.quota;
         const started = performance.now();
-        if (quota <= 0) return { outcome: { channel: ch.source.id, returned: 0, latencyMs: 0, error: "" }, candidates: [] };
+        if (quota <= 0)
+          return { outcome: { channel: ch.source.id, returned: 0, latencyMs: 0, error: "" }, candidates: [] };
         // Over-fetch so that filtering seen items still leaves about `quota`.
         const fetchQuota = quota + req.user.history.length;
         const limitMs = Math.min(ch.timeoutMs, req.deadline - Date.now());
@@ -78,11 +79,20 @@ export class RecallPipeline {
             () => new Error(`timed out after ${Math.round(limitMs)} ms`),
           );
           const latencyMs = performance.now() - started;
-          this.metrics?.stageDuration.observe({ stage: `recall.${ch.source.id}`, outcome: "ok" }, latencyMs / 1000);
-          return { outcome: { channel: ch.source.id, returned: candidates.length, latencyMs, error: "" }, candidates };
+          this.metrics?.stageDuration.observe(
+            { stage: `recall.${ch.source.id}`, outcome: "ok" },
+            latencyMs / 1000,
+          );
+          return {
+            outcome: { channel: ch.source.id, returned: candidates.length, latencyMs, error: "" },
+            candidates,
+          };
         } catch (err) {
           const latencyMs = performance.now() - started;
-          this.metrics?.stageDuration.observe({ stage: `recall.${ch.source.id}`, outcome: "error" }, latencyMs / 1000);
+          this.metrics?.stageDuration.observe(
+            { stage: `recall.${ch.source.id}`, outcome: "error" },
+            latencyMs / 1000,
+          );
           const error = err instanceof Error ? err.message : String(err);
           return { outcome: { channel: ch.source.id, returned: 0, latencyMs, error }, candidates: [] };
         }

@@ -1,12 +1,12 @@
 import {
   createRuntime,
+  decodeCandidates,
+  encodeCandidates,
   invalidArgument,
   loadCatalog,
   requireIntInRange,
   requireMaxLength,
   requireUser,
-  decodeCandidates,
-  encodeCandidates,
 } from "@recsys/shared";
 import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
 import { rerankConfigSpec } from "./config.js";
@@ -26,7 +26,13 @@ rt.server.add(RerankService, {
       if (!Number.isFinite(w)) throw invalidArgument(`score_weights[${task}]`, "must be finite");
     }
     const stage = { requestId: ctx.requestId, user, scene: "", query: req.query, deadline: ctx.deadline };
-    const candidates = policy!.run(stage, decodeCandidates(req.candidates), count, req.excludeItemIds, req.scoreWeights);
+    const candidates = policy!.run(
+      stage,
+      decodeCandidates(req.candidates),
+      count,
+      req.excludeItemIds,
+      req.scoreWeights,
+    );
     return { candidates: encodeCandidates(candidates), policyVersion: policy!.version };
   },
 });

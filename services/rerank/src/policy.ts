@@ -6,15 +6,21 @@ import {
   blockedItemsFilter,
   type Candidate,
   duplicateItemsFilter,
-  idSetFilter,
   type ItemCatalog,
+  idSetFilter,
   type Metrics,
   runFilters,
   type Selector,
   type StageContext,
   seenItemsFilter,
 } from "@recsys/shared";
-import { genreCapSelector, mmrSelector, reasonFor, userProfile, weightedFusionSelector } from "./selectors.js";
+import {
+  genreCapSelector,
+  mmrSelector,
+  reasonFor,
+  userProfile,
+  weightedFusionSelector,
+} from "./selectors.js";
 
 export interface RerankPolicyConfig {
   readonly defaultWeights: Readonly<Record<string, number>>;
@@ -43,7 +49,12 @@ export class RerankPolicy {
   ): Candidate[] {
     const exclude = new Set(excludeItemIds);
     const filtered = runFilters(
-      [duplicateItemsFilter, seenItemsFilter, blockedItemsFilter, idSetFilter("excluded_items", () => exclude)],
+      [
+        duplicateItemsFilter,
+        seenItemsFilter,
+        blockedItemsFilter,
+        idSetFilter("excluded_items", () => exclude),
+      ],
       ctx,
       candidates,
       (id, n) => this.metrics?.filtered.inc({ filter: id }, n),

@@ -101,7 +101,12 @@ export function genreCapSelector(catalog: ItemCatalog, fraction: number): Select
 }
 
 /** Fills `reason` from the candidate's provenance. */
-export function reasonFor(catalog: ItemCatalog, ctx: StageContext, c: Candidate, profile?: Float32Array): string {
+export function reasonFor(
+  catalog: ItemCatalog,
+  ctx: StageContext,
+  c: Candidate,
+  profile?: Float32Array,
+): string {
   if (c.channels.includes("query") && ctx.query) return `matches your query "${ctx.query}"`;
   const seed = c.reasonIndex >= 0 ? ctx.user.history[c.reasonIndex]?.itemId : undefined;
   if (seed && catalog.has(seed)) return `because you watched ${catalog.title(seed)}`;

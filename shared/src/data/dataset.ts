@@ -47,7 +47,10 @@ export function readManifest(dir: string): DatasetManifest {
 }
 
 async function* tsvRows(path: string, expectedHeader: string[]): AsyncGenerator<string[]> {
-  const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Number.POSITIVE_INFINITY });
+  const lines = createInterface({
+    input: createReadStream(path, "utf8"),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
   let header = true;
   for await (const line of lines) {
     if (header) {
@@ -64,14 +67,17 @@ async function* tsvRows(path: string, expectedHeader: string[]): AsyncGenerator<
 
 export async function loadItems(dir: string): Promise<ItemRecord[]> {
   const items: ItemRecord[] = [];
-  for await (const [itemId = "", title = "", genres = "", year = ""] of tsvRows(requireFile(dir, "items.tsv"), [
-    "item_id",
-    "title",
-    "genres",
-    "year",
-  ])) {
+  for await (const [itemId = "", title = "", genres = "", year = ""] of tsvRows(
+    requireFile(dir, "items.tsv"),
+    ["item_id", "title", "genres", "year"],
+  )) {
     const y = Number.parseInt(year, 10);
-    items.push({ itemId, title, genres: genres ? genres.split("|") : [], year: Number.isFinite(y) ? y : undefined });
+    items.push({
+      itemId,
+      title,
+      genres: genres ? genres.split("|") : [],
+      year: Number.isFinite(y) ? y : undefined,
+    });
   }
   return items;
 }

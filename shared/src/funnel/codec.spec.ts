@@ -11,7 +11,12 @@ describe("columnar wire codec", () => {
   it("round-trips candidates through protobuf bytes", () => {
     const rows = [
       newCandidate("10", { score: 0.5, recallScore: 0.9, channels: ["swing", "popular"], reasonIndex: 3 }),
-      newCandidate("20", { score: 0.25, prerankScore: 0.1, taskScores: { click: 0.3, like: 0.7 }, reason: "trending" }),
+      newCandidate("20", {
+        score: 0.25,
+        prerankScore: 0.1,
+        taskScores: { click: 0.3, like: 0.7 },
+        reason: "trending",
+      }),
       newCandidate("30", { channels: ["popular"], taskScores: { click: 0.2 } }),
     ];
     const wire = toBinary(CandidateBatchSchema, create(CandidateBatchSchema, encodeCandidates(rows)));
@@ -40,7 +45,10 @@ describe("columnar wire codec", () => {
     batch.scores = batch.scores.subarray(0, 8);
     assert.throws(
       () => decodeCandidates(batch, "candidates"),
-      (err: unknown) => err instanceof RpcError && err.code === status.INVALID_ARGUMENT && err.message.startsWith("candidates.scores"),
+      (err: unknown) =>
+        err instanceof RpcError &&
+        err.code === status.INVALID_ARGUMENT &&
+        err.message.startsWith("candidates.scores"),
     );
   });
 

@@ -27,10 +27,17 @@ export function splitIds(joined: string): string[] {
   return joined.length === 0 ? [] : joined.split("\n");
 }
 
-const asBytes = (view: ArrayBufferView): Uint8Array => new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+const asBytes = (view: ArrayBufferView): Uint8Array =>
+  new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 
 /** Copies into an aligned buffer (protobuf byte fields may be unaligned slices). */
-function column<T>(bytes: Uint8Array, width: number, n: number, field: string, make: (b: ArrayBuffer) => T): T {
+function column<T>(
+  bytes: Uint8Array,
+  width: number,
+  n: number,
+  field: string,
+  make: (b: ArrayBuffer) => T,
+): T {
   if (bytes.byteLength !== n * width) {
     throw invalidArgument(field, `expected ${n} values (${n * width} bytes), got ${bytes.byteLength} bytes`);
   }
@@ -38,7 +45,13 @@ function column<T>(bytes: Uint8Array, width: number, n: number, field: string, m
   return make(new Uint8Array(bytes).buffer);
 }
 
-function optionalColumn<T>(bytes: Uint8Array, width: number, n: number, field: string, make: (b: ArrayBuffer) => T) {
+function optionalColumn<T>(
+  bytes: Uint8Array,
+  width: number,
+  n: number,
+  field: string,
+  make: (b: ArrayBuffer) => T,
+) {
   return bytes.byteLength === 0 ? undefined : column(bytes, width, n, field, make);
 }
 
@@ -70,12 +83,23 @@ export function encodeUser(user: UserView): MessageInitShape<typeof UserContextS
 export function decodeUser(msg: UserContext, field = "user"): UserView {
   const historyIds = splitIds(msg.historyItemIds);
   const n = historyIds.length;
-  const ts = column(msg.historyTimestampsMs, 8, n, `${field}.history_timestamps_ms`, (b) => new Float64Array(b));
+  const ts = column(
+    msg.historyTimestampsMs,
+    8,
+    n,
+    `${field}.history_timestamps_ms`,
+    (b) => new Float64Array(b),
+  );
   const types = column(msg.historyTypes, 1, n, `${field}.history_types`, (b) => new Uint8Array(b));
   const values = column(msg.historyValues, 4, n, `${field}.history_values`, (b) => new Float32Array(b));
   const history: HistoryRow[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    history[i] = { itemId: historyIds[i]!, timestampMs: ts[i]!, type: types[i]! as EventType, value: values[i]! };
+    history[i] = {
+      itemId: historyIds[i]!,
+      timestampMs: ts[i]!,
+      type: types[i]! as EventType,
+      value: values[i]!,
+    };
   }
   return {
     userId: msg.userId,
@@ -146,7 +170,13 @@ export function decodeCandidates(batch: CandidateBatch | undefined, field = "can
   const recall = optionalColumn(batch.recallScores, 8, n, `${field}.recall_scores`, f64);
   const prerank = optionalColumn(batch.prerankScores, 8, n, `${field}.prerank_scores`, f64);
   const masks = optionalColumn(batch.channelMasks, 4, n, `${field}.channel_masks`, (b) => new Uint32Array(b));
-  const reasonIdx = optionalColumn(batch.reasonHistoryIndexes, 4, n, `${field}.reason_history_indexes`, (b) => new Int32Array(b));
+  const reasonIdx = optionalColumn(
+    batch.reasonHistoryIndexes,
+    4,
+    n,
+    `${field}.reason_history_indexes`,
+    (b) => new Int32Array(b),
+  );
   const tasks = batch.taskScores.map((t) => ({
     task: t.task,
     values: column(t.values, 8, n, `${field}.task_scores[${t.task}]`, f64),
@@ -162,7 +192,8 @@ export function decodeCandidates(batch: CandidateBatch | undefined, field = "can
     const channels: string[] = [];
     const mask = masks?.[i] ?? 0;
     if (mask !== 0) {
-      for (let bit = 0; bit < batch.channelNames.length; bit++) if (mask & (1 << bit)) channels.push(batch.channelNames[bit]!);
+      for (let bit = 0; bit < batch.channelNames.length; bit++)
+        if (mask & (1 << bit)) channels.push(batch.channelNames[bit]!);
     }
     const taskScores: Record<string, number> = {};
     for (const t of tasks) {

@@ -3,7 +3,7 @@
  * the columnar CandidateBatch / UserContext messages exist only on the wire
  * (see codec.ts).
  */
-import { EventType, EventType as EventTypeValues } from "../gen/recsys/common/v1/common_pb.js";
+import { type EventType, EventType as EventTypeValues } from "../gen/recsys/common/v1/common_pb.js";
 
 export interface HistoryRow {
   readonly itemId: string;

@@ -3,7 +3,14 @@
  * no grpc-js code; the descriptor has everything needed: method paths and the
  * message schemas used as (de)serialisers.
  */
-import { create, type DescMessage, fromBinary, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 
@@ -21,7 +28,10 @@ export interface CallContext {
   remainingMs(): number;
 }
 
-export type UnaryHandler<M> = M extends { input: infer I extends DescMessage; output: infer O extends DescMessage }
+export type UnaryHandler<M> = M extends {
+  input: infer I extends DescMessage;
+  output: infer O extends DescMessage;
+}
   ? (request: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>> | MessageInitShape<O>
   : never;
 
@@ -44,7 +54,13 @@ export function methodsOf(service: GenService<GenServiceMethods>): MethodInfo[] 
     if (m.methodKind !== "unary") {
       throw new Error(`${service.typeName}.${m.name}: only unary methods are supported`);
     }
-    return { path: `/${service.typeName}/${m.name}`, name: m.name, localName: m.localName, input: m.input, output: m.output };
+    return {
+      path: `/${service.typeName}/${m.name}`,
+      name: m.name,
+      localName: m.localName,
+      input: m.input,
+      output: m.output,
+    };
   });
 }
 
@@ -69,7 +85,9 @@ export function grpcServiceDefinition(service: GenService<GenServiceMethods>): S
       responseStream: false,
       requestSerialize: serializer(m.input) as (v: unknown) => Buffer,
       requestDeserialize: deserializer(m.input),
-      responseSerialize: ((v: MessageShape<DescMessage>) => serializer(m.output)(v)) as (v: unknown) => Buffer,
+      responseSerialize: ((v: MessageShape<DescMessage>) => serializer(m.output)(v)) as (
+        v: unknown,
+      ) => Buffer,
       responseDeserialize: deserializer(m.output),
     };
   }
@@ -77,7 +95,10 @@ export function grpcServiceDefinition(service: GenService<GenServiceMethods>): S
 }
 
 /** Completes a handler's init-shaped return value into a full message. */
-export function completeMessage<D extends DescMessage>(schema: D, value: MessageInitShape<D>): MessageShape<D> {
+export function completeMessage<D extends DescMessage>(
+  schema: D,
+  value: MessageInitShape<D>,
+): MessageShape<D> {
   return create(schema, value);
 }
 

@@ -65,9 +65,10 @@ export function createClient<S extends GenServiceMethods>(
         const metadata = new Metadata();
         if (callOptions.requestId) metadata.set("x-request-id", callOptions.requestId);
         const timeout = callOptions.timeoutMs ?? options.defaultTimeoutMs;
-        const candidates = [callOptions.deadline, timeout === undefined ? undefined : Date.now() + timeout].filter(
-          (d): d is number => d !== undefined,
-        );
+        const candidates = [
+          callOptions.deadline,
+          timeout === undefined ? undefined : Date.now() + timeout,
+        ].filter((d): d is number => d !== undefined);
         const deadline = candidates.length > 0 ? Math.min(...candidates) : Number.POSITIVE_INFINITY;
         if (callOptions.signal?.aborted) {
           reject(callOptions.signal.reason);

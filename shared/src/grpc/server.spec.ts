@@ -46,12 +46,19 @@ describe("RpcServer", () => {
   });
 
   it("health answers NOT_SERVING until the service says it is ready", async () => {
-    const server = new RpcServer({ name: "h", logger: createLogger("h", "silent"), metrics: new Metrics("h") });
+    const server = new RpcServer({
+      name: "h",
+      logger: createLogger("h", "silent"),
+      metrics: new Metrics("h"),
+    });
     server.add(RerankService, { rerank: () => ({}) });
     const port = await server.listen("127.0.0.1:0");
     const Health = makeGenericClientConstructor(healthService as never, "Health");
     const health = new Health(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as {
-      check(req: { service: string }, cb: (err: Error | null, res: { status: string | number }) => void): void;
+      check(
+        req: { service: string },
+        cb: (err: Error | null, res: { status: string | number }) => void,
+      ): void;
       close(): void;
     };
     const check = (service: string) =>
@@ -86,13 +93,19 @@ describe("RpcServer", () => {
       return e.code === status.INTERNAL && /something broke/.test(e.details);
     });
     const text = await s.metrics.registry.metrics();
-    assert.match(text, /recsys_grpc_server_handling_seconds_count\{service="test",method="RerankService\/Rerank",code="INVALID_ARGUMENT"\} 1/);
+    assert.match(
+      text,
+      /recsys_grpc_server_handling_seconds_count\{service="test",method="RerankService\/Rerank",code="INVALID_ARGUMENT"\} 1/,
+    );
   });
 
   it("rejects a request over the size limit with RESOURCE_EXHAUSTED", async () => {
     const s = await startServer();
     opened.push(s);
-    await assert.rejects(s.client.rerank({ query: "x".repeat(10_000) }), (e: { code: number }) => e.code === status.RESOURCE_EXHAUSTED);
+    await assert.rejects(
+      s.client.rerank({ query: "x".repeat(10_000) }),
+      (e: { code: number }) => e.code === status.RESOURCE_EXHAUSTED,
+    );
   });
 
   it("sheds load beyond maxConcurrentCalls with RESOURCE_EXHAUSTED", async () => {
@@ -100,14 +113,20 @@ describe("RpcServer", () => {
     opened.push(s);
     const slow = s.client.rerank({ query: "sleep:200" });
     await sleep(50);
-    await assert.rejects(s.client.rerank({ query: "" }), (e: { code: number }) => e.code === status.RESOURCE_EXHAUSTED);
+    await assert.rejects(
+      s.client.rerank({ query: "" }),
+      (e: { code: number }) => e.code === status.RESOURCE_EXHAUSTED,
+    );
     await slow;
   });
 
   it("answers DEADLINE_EXCEEDED to the caller when the handler is too slow", async () => {
     const s = await startServer();
     opened.push(s);
-    await assert.rejects(s.client.rerank({ query: "sleep:300" }, { timeoutMs: 50 }), (e: { code: number }) => e.code === status.DEADLINE_EXCEEDED);
+    await assert.rejects(
+      s.client.rerank({ query: "sleep:300" }, { timeoutMs: 50 }),
+      (e: { code: number }) => e.code === status.DEADLINE_EXCEEDED,
+    );
   });
 
   it("drains in-flight calls on shutdown and refuses new ones", async () => {
@@ -118,7 +137,10 @@ describe("RpcServer", () => {
     const res = await inFlight;
     assert.ok(res.policyVersion.length > 0, "the in-flight call completed");
     await shutdown;
-    await assert.rejects(s.client.rerank({ query: "" }, { timeoutMs: 500 }), (e: { code: number }) => e.code === status.UNAVAILABLE || e.code === status.DEADLINE_EXCEEDED);
+    await assert.rejects(
+      s.client.rerank({ query: "" }, { timeoutMs: 500 }),
+      (e: { code: number }) => e.code === status.UNAVAILABLE || e.code === status.DEADLINE_EXCEEDED,
+    );
     s.client.close();
   });
 });

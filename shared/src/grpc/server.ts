@@ -12,9 +12,9 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
   Metadata,
   Server,
+  ServerCredentials,
   type ServerUnaryCall,
   type sendUnaryData,
-  ServerCredentials,
   status,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
@@ -22,7 +22,13 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
-import { type CallContext, completeMessage, grpcServiceDefinition, methodsOf, type ServiceImpl } from "./adapter.js";
+import {
+  type CallContext,
+  completeMessage,
+  grpcServiceDefinition,
+  methodsOf,
+  type ServiceImpl,
+} from "./adapter.js";
 import { RpcError, statusName, toRpcError } from "./errors.js";
 
 export interface RpcServerOptions {
@@ -77,7 +83,9 @@ export class RpcServer {
   async listen(address: string): Promise<number> {
     const reflectionRoot: Record<string, { fileDescriptorProtos: Buffer[] }> = {};
     for (const [name, file] of this.files) {
-      reflectionRoot[name] = { fileDescriptorProtos: [Buffer.from(toBinary(FileDescriptorProtoSchema, file.proto))] };
+      reflectionRoot[name] = {
+        fileDescriptorProtos: [Buffer.from(toBinary(FileDescriptorProtoSchema, file.proto))],
+      };
     }
     new ReflectionService(reflectionRoot as never).addToServer(this.server);
     this.port = await new Promise<number>((resolve, reject) => {
@@ -127,7 +135,8 @@ export class RpcServer {
     return (call, callback) => {
       const started = performance.now();
       const requestIdValue = call.metadata.get(REQUEST_ID_KEY)[0];
-      const requestId = typeof requestIdValue === "string" && requestIdValue.length > 0 ? requestIdValue : randomUUID();
+      const requestId =
+        typeof requestIdValue === "string" && requestIdValue.length > 0 ? requestIdValue : randomUUID();
       const rawDeadline = call.getDeadline();
       const deadline = rawDeadline instanceof Date ? rawDeadline.getTime() : Number(rawDeadline);
       const abort = new AbortController();
@@ -144,7 +153,13 @@ export class RpcServer {
         if (err) {
           const level = code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
           logger[level](
-            { requestId, method: methodLabel, code: statusName(code), elapsedMs, err: err.cause ?? undefined },
+            {
+              requestId,
+              method: methodLabel,
+              code: statusName(code),
+              elapsedMs,
+              err: err.cause ?? undefined,
+            },
             err.message,
           );
           const trailer = new Metadata();
@@ -164,7 +179,10 @@ export class RpcServer {
           finish(new RpcError(status.DEADLINE_EXCEEDED, "deadline already passed on arrival"));
           return;
         }
-        deadlineTimer = setTimeout(() => abort.abort(new RpcError(status.DEADLINE_EXCEEDED, "deadline exceeded")), left);
+        deadlineTimer = setTimeout(
+          () => abort.abort(new RpcError(status.DEADLINE_EXCEEDED, "deadline exceeded")),
+          left,
+        );
       }
       call.on("cancelled", () => {
         abort.abort(new RpcError(status.CANCELLED, "cancelled by caller"));
@@ -176,7 +194,12 @@ export class RpcServer {
       }
       if (this.inFlight > maxConcurrentCalls) {
         metrics.degradations.inc({ kind: "load_shed" });
-        finish(new RpcError(status.RESOURCE_EXHAUSTED, `overloaded: more than ${maxConcurrentCalls} calls in flight`));
+        finish(
+          new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            `overloaded: more than ${maxConcurrentCalls} calls in flight`,
+          ),
+        );
         return;
       }
       const ctx: CallContext = {

@@ -73,7 +73,10 @@ export const seenItemsFilter: Filter = idSetFilter(
 );
 
 /** Removes items blocked for the user (dislikes, caller exclusions). */
-export const blockedItemsFilter: Filter = idSetFilter("blocked_items", (ctx) => new Set(ctx.user.blockedItemIds));
+export const blockedItemsFilter: Filter = idSetFilter(
+  "blocked_items",
+  (ctx) => new Set(ctx.user.blockedItemIds),
+);
 
 /** Keeps the first occurrence of each item id, merging channels and provenance into it. */
 export const duplicateItemsFilter: Filter = {

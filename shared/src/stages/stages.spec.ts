@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { EventType } from "../gen/recsys/common/v1/common_pb.js";
 import { newCandidate } from "../funnel/types.js";
-import { duplicateItemsFilter, runFilters, type StageContext, seenItemsFilter, withTimeout } from "./index.js";
+import { EventType } from "../gen/recsys/common/v1/common_pb.js";
+import {
+  duplicateItemsFilter,
+  runFilters,
+  type StageContext,
+  seenItemsFilter,
+  withTimeout,
+} from "./index.js";
 
 const ctx: StageContext = {
   requestId: "r",
@@ -21,8 +27,14 @@ const ctx: StageContext = {
 describe("stage primitives", () => {
   it("a filter reports what it removed", () => {
     const { kept, removed } = seenItemsFilter.apply(ctx, [newCandidate("seen"), newCandidate("new")]);
-    assert.deepEqual(kept.map((c) => c.itemId), ["new"]);
-    assert.deepEqual(removed.map((c) => c.itemId), ["seen"]);
+    assert.deepEqual(
+      kept.map((c) => c.itemId),
+      ["new"],
+    );
+    assert.deepEqual(
+      removed.map((c) => c.itemId),
+      ["seen"],
+    );
   });
 
   it("de-duplication keeps the first occurrence and merges provenance", () => {
@@ -39,14 +51,22 @@ describe("stage primitives", () => {
 
   it("runFilters counts removals per filter", () => {
     const counts: Record<string, number> = {};
-    runFilters([duplicateItemsFilter, seenItemsFilter], ctx, [newCandidate("seen"), newCandidate("x"), newCandidate("x")], (id, n) => {
-      counts[id] = n;
-    });
+    runFilters(
+      [duplicateItemsFilter, seenItemsFilter],
+      ctx,
+      [newCandidate("seen"), newCandidate("x"), newCandidate("x")],
+      (id, n) => {
+        counts[id] = n;
+      },
+    );
     assert.deepEqual(counts, { duplicate_items: 1, seen_items: 1 });
   });
 
   it("withTimeout rejects a slow promise and passes a fast one", async () => {
-    await assert.rejects(withTimeout(new Promise((r) => setTimeout(r, 200)), 10, () => new Error("slow")), /slow/);
+    await assert.rejects(
+      withTimeout(new Promise((r) => setTimeout(r, 200)), 10, () => new Error("slow")),
+      /slow/,
+    );
     assert.equal(await withTimeout(Promise.resolve(7), 10, () => new Error("slow")), 7);
   });
 });

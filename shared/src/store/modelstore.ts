@@ -75,6 +75,9 @@ export function publishVersion(
 
 /** A sortable version id: UTC timestamp plus a short suffix. */
 export function newVersionId(suffix = ""): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
   return suffix ? `${stamp}-${suffix}` : stamp;
 }

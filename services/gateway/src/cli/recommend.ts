@@ -19,7 +19,7 @@ const { values } = parseArgs({
   },
 });
 if (!values.user) {
-  process.stderr.write("usage: npm run recommend -- --user <id> [--query \"text\"] [--count N] [--json]\n");
+  process.stderr.write('usage: npm run recommend -- --user <id> [--query "text"] [--count N] [--json]\n');
   process.exit(2);
 }
 
@@ -27,7 +27,10 @@ const client = createClient(RecommendService, values.target);
 const titles = new Map<string, { title: string; genres: string }>();
 try {
   for (const item of await loadItems(values.data)) {
-    titles.set(item.itemId, { title: item.year ? `${item.title} (${item.year})` : item.title, genres: item.genres.join("|") });
+    titles.set(item.itemId, {
+      title: item.year ? `${item.title} (${item.year})` : item.title,
+      genres: item.genres.join("|"),
+    });
   }
 } catch {
   // Titles are a nicety; ids still print without the dataset.
@@ -46,7 +49,9 @@ try {
   );
   const elapsed = performance.now() - started;
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(res, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(res, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`,
+    );
   } else {
     const rows = res.items.map((it, i) => {
       const meta = titles.get(it.itemId);
@@ -55,7 +60,9 @@ try {
         truncate(meta?.title ?? it.itemId, 42),
         truncate(meta?.genres ?? "", 28),
         it.score.toFixed(3),
-        Object.entries(it.taskScores).map(([k, v]) => `${k}=${v.toFixed(2)}`).join(" "),
+        Object.entries(it.taskScores)
+          .map(([k, v]) => `${k}=${v.toFixed(2)}`)
+          .join(" "),
         it.channels.join(","),
         truncate(it.reason, 48),
       ];
@@ -63,7 +70,9 @@ try {
     printTable(["#", "title", "genres", "score", "tasks", "channels", "reason"], rows);
     process.stdout.write(
       `\nrequest ${res.requestId} · ${elapsed.toFixed(1)} ms · variant ${res.experimentVariant}\n` +
-        `models: ${Object.entries(res.modelVersions).map(([k, v]) => `${k}=${v}`).join(", ")}\n` +
+        `models: ${Object.entries(res.modelVersions)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(", ")}\n` +
         `degradations: ${res.degradations.length > 0 ? res.degradations.join(", ") : "none"}\n`,
     );
   }
@@ -84,7 +93,11 @@ function truncate(s: string, n: number): string {
 
 function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   process.stdout.write(`${line(header)}\n${line(widths.map((w) => "-".repeat(w)))}\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }

@@ -1,4 +1,10 @@
-import { type Candidate, type CandidateSource, decayedPopularity, type Interaction, newCandidate } from "@recsys/shared";
+import {
+  type Candidate,
+  type CandidateSource,
+  decayedPopularity,
+  type Interaction,
+  newCandidate,
+} from "@recsys/shared";
 
 /**
  * Trending items: interaction counts with exponential time decay, relative to

@@ -7,7 +7,13 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadInteractions, newVersionId, perUserTemporalSplit, publishVersion, versionDir } from "@recsys/shared";
+import {
+  loadInteractions,
+  newVersionId,
+  perUserTemporalSplit,
+  publishVersion,
+  versionDir,
+} from "@recsys/shared";
 import { buildSwing, DEFAULT_SWING_OPTIONS, serializeSwing } from "./build.js";
 
 const { values } = parseArgs({

@@ -30,7 +30,10 @@ export const DEFAULT_SWING_OPTIONS: SwingOptions = {
 
 export type SwingNeighbours = Map<string, Array<{ itemId: string; score: number }>>;
 
-export function buildSwing(interactions: readonly Interaction[], options: SwingOptions = DEFAULT_SWING_OPTIONS): SwingNeighbours {
+export function buildSwing(
+  interactions: readonly Interaction[],
+  options: SwingOptions = DEFAULT_SWING_OPTIONS,
+): SwingNeighbours {
   const itemIndex = new Map<string, number>();
   const itemIds: string[] = [];
   const userIndex = new Map<string, number>();
@@ -62,8 +65,7 @@ export function buildSwing(interactions: readonly Interaction[], options: SwingO
   const result: SwingNeighbours = new Map();
 
   for (let i = 0; i < itemIds.length; i++) {
-    const users = itemUsers[i]!
-      .slice()
+    const users = itemUsers[i]!.slice()
       .sort((a, b) => b.ts - a.ts)
       .slice(0, options.maxUsersPerItem)
       .map((x) => x.user);

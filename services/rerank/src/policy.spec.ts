@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ItemCatalog, newCandidate, type StageContext } from "@recsys/shared";
+import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
+import { RerankPolicy } from "./policy.js";
+
+// Ten action movies scored highest, five comedies lower, one seen item.
+const items = [
+  ...Array.from({ length: 10 }, (_, i) => ({
+    itemId: `a${i}`,
+    title: `Action ${i}`,
+    genres: ["Action"],
+    year: 2000,
+  })),
+  ...Array.from({ length: 5 }, (_, i) => ({
+    itemId: `c${i}`,
+    title: `Comedy ${i}`,
+    genres: ["Comedy"],
+    year: 2000,
+  })),
+  { itemId: "seen", title: "Seen", genres: ["Action"], year: 2000 },
+];
+const catalog = new ItemCatalog(items, []);
+const ctx: StageContext = {
+  requestId: "r",
+  scene: "",
+  query: "",
+  deadline: Number.POSITIVE_INFINITY,
+  user: {
+    userId: "u",
+    known: true,
+    blockedItemIds: ["c4"],
+    earlierSeenItemIds: [],
+    history: [{ itemId: "seen", timestampMs: 1, type: EventType.RATING, value: 5 }],
+  },
+};
+const candidates = () => [
+  newCandidate("seen", { taskScores: { click: 1, like: 1 }, channels: ["swing"], reasonIndex: 0 }),
+  ...Array.from({ length: 10 }, (_, i) =>
+    newCandidate(`a${i}`, {
+      taskScores: { click: 0.9 - i * 0.01, like: 0.5 },
+      channels: ["swing"],
+      reasonIndex: 0,
+    }),
+  ),
+  ...Array.from({ length: 5 }, (_, i) =>
+    newCandidate(`c${i}`, { taskScores: { click: 0.5 - i * 0.01, like: 0.5 }, channels: ["popular"] }),
+  ),
+];
+
+describe("RerankPolicy", () => {
+  it("without diversity, returns fused-score order minus seen/blocked/excluded items", () => {
+    const policy = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 1,
+      mmrPool: 100,
+      genreCapFraction: 1,
+    });
+    const out = policy.run(ctx, candidates(), 6, ["a0"], {});
+    assert.deepEqual(
+      out.map((c) => c.itemId),
+      ["a1", "a2", "a3", "a4", "a5", "a6"],
+    );
+  });
+
+  it("MMR and the genre cap bring the other genre into the list", () => {
+    const policy = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 0.5,
+      mmrPool: 100,
+      genreCapFraction: 0.5,
+    });
+    const out = policy.run(ctx, candidates(), 6, [], {});
+    const comedies = out.filter((c) => c.itemId.startsWith("c")).length;
+    assert.equal(out.length, 6);
+    assert.ok(comedies >= 3, `at most half the list per genre, got ${comedies} comedies`);
+    assert.ok(!out.some((c) => c.itemId === "c4"), "blocked item removed");
+  });
+
+  it("request weights override the defaults", () => {
+    const policy = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 1,
+      mmrPool: 100,
+      genreCapFraction: 1,
+    });
+    const cands = [
+      newCandidate("a1", { taskScores: { click: 0.9, like: 0.1 } }),
+      newCandidate("c1", { taskScores: { click: 0.5, like: 0.9 } }),
+    ];
+    assert.deepEqual(
+      policy.run(ctx, cands, 2, [], { click: 1, like: 2 }).map((c) => c.itemId),
+      ["c1", "a1"],
+    );
+  });
+
+  it("explains each item from its provenance", () => {
+    const policy = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 1,
+      mmrPool: 100,
+      genreCapFraction: 1,
+    });
+    const out = policy.run(ctx, candidates(), 16, [], {});
+    assert.equal(out.find((c) => c.itemId === "a1")!.reason, "because you watched Seen");
+    assert.equal(out.find((c) => c.itemId === "c1")!.reason, "trending");
+  });
+
+  it("keeps a short list when candidates run out, never pads", () => {
+    const policy = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 0.7,
+      mmrPool: 100,
+      genreCapFraction: 0.4,
+    });
+    assert.equal(policy.run(ctx, candidates().slice(0, 3), 10, [], {}).length, 2);
+  });
+});
