@@ -16,3 +16,6 @@ export * from "./stages/index.js";
 export * from "./store/modelstore.js";
 export * from "./userstate.js";
 export * from "./validate.js";
+export * from "./onnx/pool.js";
+export * from "./store/watcher.js";
+export { EventType } from "./gen/recsys/common/v1/common_pb.js";

@@ -15,6 +15,8 @@ export class Metrics {
   readonly modelVersion: Gauge<"model" | "version">;
   readonly stageDuration: Histogram<"stage" | "outcome">;
   readonly filtered: Counter<"filter">;
+  readonly modelLoads: Counter<"model" | "outcome">;
+  readonly onnxInference: Histogram<"model" | "provider">;
   private server?: Server;
 
   constructor(readonly service: string) {
@@ -43,6 +45,19 @@ export class Metrics {
       name: "recsys_stage_seconds",
       help: "Time spent in a funnel stage or channel, by outcome",
       labelNames: ["stage", "outcome"],
+      buckets: LATENCY_BUCKETS,
+      registers: [this.registry],
+    });
+    this.modelLoads = new Counter({
+      name: "recsys_model_loads_total",
+      help: "Model version loads by outcome (loaded, rejected)",
+      labelNames: ["model", "outcome"],
+      registers: [this.registry],
+    });
+    this.onnxInference = new Histogram({
+      name: "recsys_onnx_inference_seconds",
+      help: "ONNX Runtime session.run time inside the worker, by model and execution provider",
+      labelNames: ["model", "provider"],
       buckets: LATENCY_BUCKETS,
       registers: [this.registry],
     });

@@ -1,0 +1,110 @@
+import {
+  type Candidate,
+  type CandidateSource,
+  type Metrics,
+  type ModelWatcher,
+  newCandidate,
+  type OnnxPool,
+  type StageContext,
+} from "@recsys/shared";
+import { encodeHistories, type SequenceModel } from "../models/sequence-model.js";
+
+/**
+ * Transformer recall (KuaiFormer; the same class serves the single-interest
+ * SASRec baseline): the user's recent sequence goes through the ONNX user
+ * encoder on a worker thread; each of the k interest vectors queries the item
+ * HNSW index for quota/k items, excluding items already in the history; the
+ * results are merged by their best interest score. The reason is the recent
+ * history item most similar to the recalled item.
+ */
+export class SequenceCandidateSource implements CandidateSource {
+  constructor(
+    readonly id: string,
+    private readonly watcher: ModelWatcher<SequenceModel>,
+    private readonly pool: OnnxPool,
+    private readonly metrics?: Metrics,
+    private readonly reasonWindow = 30,
+  ) {}
+
+  get version(): string | undefined {
+    return this.watcher.current()?.version;
+  }
+
+  async fetch(ctx: StageContext, quota: number): Promise<Candidate[]> {
+    const loaded = this.watcher.current();
+    if (!loaded) throw new Error(`${this.id}: no model version loaded`);
+    const history = ctx.user.history;
+    if (history.length === 0) return [];
+    const model = loaded.value;
+    const { feeds, oov } = encodeHistories(model, [history]);
+    if (oov > 0) this.metrics?.degradations.inc({ kind: `${this.id}_oov_history_items` }, oov);
+    const result = await this.pool.run(model.modelPath, feeds, ctx.signal);
+    this.metrics?.onnxInference.observe({ model: this.id, provider: result.provider }, result.inferenceMs / 1000);
+    const out = result.outputs.interests;
+    if (!out) throw new Error(`${this.id}: model gave no interests output`);
+    const interests = new Float32Array(out.data);
+    return retrieve(model, interests, history.map((e) => e.itemId), quota, this.id, this.reasonWindow);
+  }
+}
+
+/** HNSW retrieval for each interest, merged by best score; exported for evaluation. */
+export function retrieve(
+  model: SequenceModel,
+  interests: Float32Array,
+  historyItemIds: readonly string[],
+  quota: number,
+  channel: string,
+  reasonWindow = 30,
+): Candidate[] {
+  const { numInterests: K, dim: D } = model;
+  const seen = new Set<number>();
+  for (const id of historyItemIds) {
+    const idx = model.vocab.get(id);
+    if (idx !== undefined) seen.add(idx);
+  }
+  const perInterest = Math.max(1, Math.ceil(quota / K));
+  const available = model.index.getCurrentCount() - seen.size;
+  const k = Math.max(0, Math.min(perInterest, available));
+  const best = new Map<number, number>();
+  const query = new Array<number>(D);
+  for (let i = 0; i < K; i++) {
+    if (k === 0) break;
+    for (let d = 0; d < D; d++) query[d] = interests[i * D + d]!;
+    const { neighbors, distances } = model.index.searchKnn(query, k, (label: number) => !seen.has(label));
+    for (let n = 0; n < neighbors.length; n++) {
+      const score = 1 - distances[n]!; // "ip" space distance is 1 - inner product
+      const label = neighbors[n]!;
+      const prev = best.get(label);
+      if (prev === undefined || score > prev) best.set(label, score);
+    }
+  }
+  const ranked = [...best.entries()].sort((a, b) => b[1] - a[1]).slice(0, quota);
+  if (ranked.length === 0) return [];
+  const top = ranked[0]![1];
+  const bottom = Math.min(...ranked.map(([, s]) => s));
+  const span = top - bottom || 1;
+  // Reason: the most similar of the last `reasonWindow` history items.
+  const recent: Array<{ pos: number; idx: number }> = [];
+  for (let p = historyItemIds.length - 1; p >= 0 && recent.length < reasonWindow; p--) {
+    const idx = model.vocab.get(historyItemIds[p]!);
+    if (idx !== undefined) recent.push({ pos: p, idx });
+  }
+  return ranked.map(([label, score]) => {
+    let reasonIndex = -1;
+    let reasonScore = Number.NEGATIVE_INFINITY;
+    for (const r of recent) {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += model.embeddings[label * D + d]! * model.embeddings[r.idx * D + d]!;
+      if (s > reasonScore) {
+        reasonScore = s;
+        reasonIndex = r.pos;
+      }
+    }
+    // Scores rescaled to [0.5, 1] so the channel's best is 1 like the others.
+    return newCandidate(model.itemIds[label]!, {
+      score: 0.5 + (0.5 * (score - bottom)) / span,
+      channels: [channel],
+      reasonIndex,
+    });
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * Worker thread that owns ONNX Runtime sessions. `run()` blocks its thread
+ * for the whole inference, so inference never runs on a service's event
+ * loop. Sessions are cached per (model file, providers); the two most recent
+ * are kept so a hot swap can finish in-flight requests on the old version.
+ */
+import * as ort from "onnxruntime-node";
+
+export interface TensorData {
+  readonly type: "float32" | "int64" | "int32";
+  readonly dims: readonly number[];
+  /** Raw little-endian values (float32, int64 or int32). */
+  readonly data: ArrayBuffer;
+}
+
+export interface RunTask {
+  readonly modelPath: string;
+  /** Preference order, e.g. ["cuda", "cpu"] or ["cpu"]. */
+  readonly providers: readonly string[];
+  readonly intraOpNumThreads: number;
+  readonly feeds: Record<string, TensorData>;
+}
+
+export interface RunResult {
+  readonly outputs: Record<string, TensorData>;
+  /** The provider the session actually runs on. */
+  readonly provider: string;
+  /** Why a preferred provider was not used, when it was not. */
+  readonly fallbackReason?: string;
+  readonly inferenceMs: number;
+}
+
+interface CachedSession {
+  session: ort.InferenceSession;
+  provider: string;
+  fallbackReason?: string;
+}
+
+const MAX_SESSIONS = 2;
+const sessions = new Map<string, Promise<CachedSession>>();
+
+async function openSession(task: RunTask): Promise<CachedSession> {
+  const base = { intraOpNumThreads: task.intraOpNumThreads, interOpNumThreads: 1, graphOptimizationLevel: "all" as const };
+  const preferred = task.providers[0] ?? "cpu";
+  if (preferred !== "cpu") {
+    try {
+      const session = await ort.InferenceSession.create(task.modelPath, {
+        ...base,
+        executionProviders: task.providers as string[],
+      });
+      return { session, provider: preferred };
+    } catch (err) {
+      // Asking for CUDA without its libraries throws instead of falling back.
+      const session = await ort.InferenceSession.create(task.modelPath, { ...base, executionProviders: ["cpu"] });
+      return { session, provider: "cpu", fallbackReason: err instanceof Error ? err.message : String(err) };
+    }
+  }
+  const session = await ort.InferenceSession.create(task.modelPath, { ...base, executionProviders: ["cpu"] });
+  return { session, provider: "cpu" };
+}
+
+function sessionFor(task: RunTask): Promise<CachedSession> {
+  const key = `${task.modelPath}|${task.providers.join(",")}|${task.intraOpNumThreads}`;
+  let entry = sessions.get(key);
+  if (entry) {
+    sessions.delete(key); // re-insert as most recent
+    sessions.set(key, entry);
+    return entry;
+  }
+  entry = openSession(task);
+  entry.catch(() => sessions.delete(key));
+  sessions.set(key, entry);
+  while (sessions.size > MAX_SESSIONS) {
+    const [oldestKey, oldest] = sessions.entries().next().value as [string, Promise<CachedSession>];
+    sessions.delete(oldestKey);
+    void oldest.then((s) => s.session.release()).catch(() => undefined);
+  }
+  return entry;
+}
+
+function toTensor(t: TensorData): ort.Tensor {
+  switch (t.type) {
+    case "float32":
+      return new ort.Tensor("float32", new Float32Array(t.data), t.dims);
+    case "int64":
+      return new ort.Tensor("int64", new BigInt64Array(t.data), t.dims);
+    case "int32":
+      return new ort.Tensor("int32", new Int32Array(t.data), t.dims);
+  }
+}
+
+function fromTensor(t: ort.Tensor): TensorData {
+  const data = t.data as Float32Array | BigInt64Array | Int32Array;
+  const copy = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
+  const type = t.type === "float32" || t.type === "int64" || t.type === "int32" ? t.type : "float32";
+  return { type, dims: [...t.dims], data: copy as ArrayBuffer };
+}
+
+export default async function run(task: RunTask): Promise<RunResult> {
+  const cached = await sessionFor(task);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(task.feeds)) feeds[name] = toTensor(t);
+  const started = performance.now();
+  const results = await cached.session.run(feeds);
+  const inferenceMs = performance.now() - started;
+  const outputs: Record<string, TensorData> = {};
+  for (const [name, t] of Object.entries(results)) outputs[name] = fromTensor(t);
+  return {
+    outputs,
+    provider: cached.provider,
+    inferenceMs,
+    ...(cached.fallbackReason ? { fallbackReason: cached.fallbackReason } : {}),
+  };
+}
