@@ -64,7 +64,9 @@ const channels: ChannelConfig[] = [];
 // Sequence models (KuaiFormer; optionally the SASRec baseline), hot-swapped from the model store.
 const pool = new OnnxPool({ threads: cfg.RECSYS_ONNX_THREADS });
 rt.onShutdown(() => pool.close());
-for (const name of cfg.RECSYS_SEQUENCE_MODELS.split(",").map((s) => s.trim()).filter(Boolean)) {
+for (const name of cfg.RECSYS_SEQUENCE_MODELS.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean)) {
   const watcher = new ModelWatcher<SequenceModel>({
     store: cfg.RECSYS_MODEL_STORE,
     model: name,
@@ -74,7 +76,11 @@ for (const name of cfg.RECSYS_SEQUENCE_MODELS.split(",").map((s) => s.trim()).fi
     load: (dir, manifest) => loadSequenceModel(name, dir, manifest, pool, { efSearch: cfg.RECSYS_HNSW_EF }),
   });
   await watcher.start();
-  if (!watcher.current()) rt.logger.warn({ model: name }, "no loadable model version yet; the channel fails open until one is published");
+  if (!watcher.current())
+    rt.logger.warn(
+      { model: name },
+      "no loadable model version yet; the channel fails open until one is published",
+    );
   const source = new SequenceCandidateSource(name, watcher, pool, rt.metrics);
   channels.push({ source, quota: quotaOf(name), timeoutMs });
   versionSources.push({ id: name, version: () => source.version });
@@ -92,11 +98,16 @@ rt.metrics.setModelVersion("recall.popular", popular.version);
 
 pipeline = new RecallPipeline(
   channels,
-  () => popular.fetch(undefined, cfg.RECSYS_RECALL_MAX_CANDIDATES).map((c) => ({ ...c, channels: ["popular"] })),
+  () =>
+    popular.fetch(undefined, cfg.RECSYS_RECALL_MAX_CANDIDATES).map((c) => ({ ...c, channels: ["popular"] })),
   rt.metrics,
 );
 rt.logger.info(
-  { items: catalog.size, interactions: interactions.length, channels: channels.map((c) => `${c.source.id}:${c.quota}`) },
+  {
+    items: catalog.size,
+    interactions: interactions.length,
+    channels: channels.map((c) => `${c.source.id}:${c.quota}`),
+  },
   "recall channels loaded",
 );
 rt.ready();

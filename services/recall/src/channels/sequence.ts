@@ -39,11 +39,21 @@ export class SequenceCandidateSource implements CandidateSource {
     const { feeds, oov } = encodeHistories(model, [history]);
     if (oov > 0) this.metrics?.degradations.inc({ kind: `${this.id}_oov_history_items` }, oov);
     const result = await this.pool.run(model.modelPath, feeds, ctx.signal);
-    this.metrics?.onnxInference.observe({ model: this.id, provider: result.provider }, result.inferenceMs / 1000);
+    this.metrics?.onnxInference.observe(
+      { model: this.id, provider: result.provider },
+      result.inferenceMs / 1000,
+    );
     const out = result.outputs.interests;
     if (!out) throw new Error(`${this.id}: model gave no interests output`);
     const interests = new Float32Array(out.data);
-    return retrieve(model, interests, history.map((e) => e.itemId), quota, this.id, this.reasonWindow);
+    return retrieve(
+      model,
+      interests,
+      history.map((e) => e.itemId),
+      quota,
+      this.id,
+      this.reasonWindow,
+    );
   }
 }
 

@@ -25,7 +25,12 @@ import {
 import { PopularCandidateSource } from "../channels/popular.js";
 import { SequenceCandidateSource } from "../channels/sequence.js";
 import { SwingCandidateSource } from "../channels/swing.js";
-import { bruteForceTopK, encodeHistories, loadSequenceModel, type SequenceModel } from "../models/sequence-model.js";
+import {
+  bruteForceTopK,
+  encodeHistories,
+  loadSequenceModel,
+  type SequenceModel,
+} from "../models/sequence-model.js";
 import { RecallPipeline } from "../recall.js";
 import { buildSwing, DEFAULT_SWING_OPTIONS } from "../swing/build.js";
 import { hrChartSvg, type RankedResult, retrievalMetrics } from "./metrics.js";
@@ -54,10 +59,17 @@ const { train, test } = perUserTemporalSplit(interactions, 1, 1);
 const catalog = new ItemCatalog(items, train);
 const trainItems = new Set(train.map((r) => r.itemId));
 const coldTargets = test.filter((t) => !trainItems.has(t.targets[0]!.itemId)).length;
-say(`${test.length} test users (${coldTargets} with a target item never seen in training), ${train.length} training events`);
+say(
+  `${test.length} test users (${coldTargets} with a target item never seen in training), ${train.length} training events`,
+);
 
 const toRows = (rows: typeof train): HistoryRow[] =>
-  rows.map((r) => ({ itemId: r.itemId, timestampMs: r.timestampMs, type: EventType.RATING, value: r.rating }));
+  rows.map((r) => ({
+    itemId: r.itemId,
+    timestampMs: r.timestampMs,
+    type: EventType.RATING,
+    value: r.rating,
+  }));
 const contexts = test.map((t) => ({
   target: t.targets[0]!.itemId,
   ctx: {
@@ -65,7 +77,13 @@ const contexts = test.map((t) => ({
     scene: "eval",
     query: "",
     deadline: Number.POSITIVE_INFINITY,
-    user: { userId: t.userId, known: true, blockedItemIds: [], earlierSeenItemIds: [], history: toRows(t.history) },
+    user: {
+      userId: t.userId,
+      known: true,
+      blockedItemIds: [],
+      earlierSeenItemIds: [],
+      history: toRows(t.history),
+    },
   } satisfies StageContext,
 }));
 
@@ -75,7 +93,12 @@ const popular = new PopularCandidateSource(train, nowMs, 60);
 say("building Swing on the training split");
 const swing = new SwingCandidateSource(buildSwing(train, DEFAULT_SWING_OPTIONS), "eval-train-split", 30);
 const pool = new OnnxPool({ threads: 1 });
-const sequence: Array<{ source: SequenceCandidateSource; model: SequenceModel; version: string; manifest: Record<string, unknown> }> = [];
+const sequence: Array<{
+  source: SequenceCandidateSource;
+  model: SequenceModel;
+  version: string;
+  manifest: Record<string, unknown>;
+}> = [];
 for (const name of values.models.split(",").filter(Boolean)) {
   const watcher = new ModelWatcher<SequenceModel>({
     store: values.store,
@@ -90,8 +113,16 @@ for (const name of values.models.split(",").filter(Boolean)) {
     continue;
   }
   const split = String((loaded.manifest.data as { split?: string } | undefined)?.split ?? "");
-  if (!/last-1/.test(split)) say(`WARNING: ${name} ${loaded.version} was trained on split "${split}", not the per-user last-1 holdout`);
-  sequence.push({ source: new SequenceCandidateSource(name, watcher, pool), model: loaded.value, version: loaded.version, manifest: loaded.manifest });
+  if (!/last-1/.test(split))
+    say(
+      `WARNING: ${name} ${loaded.version} was trained on split "${split}", not the per-user last-1 holdout`,
+    );
+  sequence.push({
+    source: new SequenceCandidateSource(name, watcher, pool),
+    model: loaded.value,
+    version: loaded.version,
+    manifest: loaded.manifest,
+  });
 }
 
 const channels = [...sequence.map((s) => s.source), swing, popular];
@@ -106,13 +137,19 @@ for (const ch of channels) {
   }
   const ms = performance.now() - t0;
   rows.push({ name: ch.id, metrics: retrievalMetrics(results, HR_AT, NDCG_AT, catalog.size), ms });
-  say(`${ch.id}: HR@100 ${rows.at(-1)!.metrics.hr[100]!.toFixed(4)} (${(ms / contexts.length).toFixed(1)} ms/user)`);
+  say(
+    `${ch.id}: HR@100 ${rows.at(-1)!.metrics.hr[100]!.toFixed(4)} (${(ms / contexts.length).toFixed(1)} ms/user)`,
+  );
 }
 
 // Merged recall through the serving merge pipeline, with the serving quotas.
-const quotas = Object.fromEntries(values.quotas.split(",").map((p) => [p.split("=")[0]!, Number(p.split("=")[1])]));
+const quotas = Object.fromEntries(
+  values.quotas.split(",").map((p) => [p.split("=")[0]!, Number(p.split("=")[1])]),
+);
 const pipeline = new RecallPipeline(
-  channels.filter((c) => quotas[c.id] !== undefined).map((source) => ({ source, quota: quotas[source.id]!, timeoutMs: 10_000 })),
+  channels
+    .filter((c) => quotas[c.id] !== undefined)
+    .map((source) => ({ source, quota: quotas[source.id]!, timeoutMs: 10_000 })),
   () => [],
 );
 const mergedResults: RankedResult[] = [];
@@ -123,7 +160,11 @@ for (const { ctx, target } of contexts) {
   mergedResults.push({ items: out.candidates.map((c) => c.itemId), target });
 }
 const mergedName = `merged (${values.quotas})`;
-rows.push({ name: mergedName, metrics: retrievalMetrics(mergedResults, [...HR_AT, 2_000], NDCG_AT, catalog.size), ms: 0 });
+rows.push({
+  name: mergedName,
+  metrics: retrievalMetrics(mergedResults, [...HR_AT, 2_000], NDCG_AT, catalog.size),
+  ms: 0,
+});
 
 // HNSW recall@quota against brute force, per interest, quota 250.
 const hnswRows: string[] = [];
@@ -135,17 +176,25 @@ for (const s of sequence) {
     const { feeds } = encodeHistories(s.model, [ctx.user.history]);
     const res = await pool.run(s.model.modelPath, feeds);
     const interests = new Float32Array(res.outputs.interests!.data);
-    const exclude = new Set(ctx.user.history.map((e) => s.model.vocab.get(e.itemId)).filter((x): x is number => x !== undefined));
+    const exclude = new Set(
+      ctx.user.history.map((e) => s.model.vocab.get(e.itemId)).filter((x): x is number => x !== undefined),
+    );
     for (let i = 0; i < s.model.numInterests; i++) {
       const q = interests.subarray(i * s.model.dim, (i + 1) * s.model.dim);
       const exact = bruteForceTopK(s.model, q, 250, exclude);
-      const approx = s.model.index.searchKnn(Array.from(q), Math.min(250, exact.length), (l: number) => !exclude.has(l)).neighbors;
+      const approx = s.model.index.searchKnn(
+        Array.from(q),
+        Math.min(250, exact.length),
+        (l: number) => !exclude.has(l),
+      ).neighbors;
       const approxSet = new Set(approx);
       hit += exact.filter((x) => approxSet.has(x)).length;
       total += exact.length;
     }
   }
-  hnswRows.push(`| ${s.source.id} | ${users.length} users × ${s.model.numInterests} interests | ${(hit / Math.max(1, total)).toFixed(4)} |`);
+  hnswRows.push(
+    `| ${s.source.id} | ${users.length} users × ${s.model.numInterests} interests | ${(hit / Math.max(1, total)).toFixed(4)} |`,
+  );
 }
 await pool.close();
 
@@ -161,10 +210,21 @@ const table = [
 ].join("\n");
 const chartPath = join(dirname(values.out), "img", "recall-hr.svg");
 mkdirSync(dirname(chartPath), { recursive: true });
-writeFileSync(chartPath, hrChartSvg(rows.map((r) => ({ name: r.name.startsWith("merged") ? "merged" : r.name, hr: r.metrics.hr })), HR_AT));
+writeFileSync(
+  chartPath,
+  hrChartSvg(
+    rows.map((r) => ({ name: r.name.startsWith("merged") ? "merged" : r.name, hr: r.metrics.hr })),
+    HR_AT,
+  ),
+);
 const byName = Object.fromEntries(rows.map((r) => [r.name, r.metrics.hr[100] ?? 0]));
 const ratio = (a: string, b: string) => (byName[a] && byName[b] ? (byName[a]! / byName[b]!).toFixed(2) : "—");
-const versions = sequence.map((s) => `${s.source.id} ${s.version} (profile ${String((s.manifest.config as { profile?: string } | undefined)?.profile ?? "?")})`).join(", ");
+const versions = sequence
+  .map(
+    (s) =>
+      `${s.source.id} ${s.version} (profile ${String((s.manifest.config as { profile?: string } | undefined)?.profile ?? "?")})`,
+  )
+  .join(", ");
 const report = `## Recall (${new Date().toISOString().slice(0, 10)})
 
 Command: \`${values.command}\` (data \`${values.data}\`, store \`${values.store}\`). Machine: this repository's 2-core reference machine.
@@ -204,6 +264,9 @@ function writeSection(path: string, name: string, body: string): void {
   const current = existsSync(path) ? readFileSync(path, "utf8") : "# Evaluation\n\n";
   const from = current.indexOf(`<!-- ${name}:begin`);
   const to = current.indexOf(end);
-  const next = from >= 0 && to > from ? current.slice(0, from) + block + current.slice(to + end.length + 1) : `${current.trimEnd()}\n\n${block}`;
+  const next =
+    from >= 0 && to > from
+      ? current.slice(0, from) + block + current.slice(to + end.length + 1)
+      : `${current.trimEnd()}\n\n${block}`;
   writeFileSync(path, next);
 }

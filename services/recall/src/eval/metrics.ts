@@ -38,7 +38,10 @@ export function retrievalMetrics(
 }
 
 /** A small line chart of HR@K per channel, as a self-contained SVG. */
-export function hrChartSvg(series: Array<{ name: string; hr: Record<number, number> }>, ks: readonly number[]): string {
+export function hrChartSvg(
+  series: Array<{ name: string; hr: Record<number, number> }>,
+  ks: readonly number[],
+): string {
   const W = 640;
   const H = 360;
   const left = 60;
@@ -46,7 +49,10 @@ export function hrChartSvg(series: Array<{ name: string; hr: Record<number, numb
   const top = 30;
   const bottom = 50;
   const maxY = Math.max(0.05, ...series.flatMap((s) => ks.map((k) => s.hr[k] ?? 0))) * 1.1;
-  const x = (k: number) => left + ((Math.log10(k) - Math.log10(ks[0]!)) / (Math.log10(ks[ks.length - 1]!) - Math.log10(ks[0]!))) * (W - left - right);
+  const x = (k: number) =>
+    left +
+    ((Math.log10(k) - Math.log10(ks[0]!)) / (Math.log10(ks[ks.length - 1]!) - Math.log10(ks[0]!))) *
+      (W - left - right);
   const y = (v: number) => H - bottom - (v / maxY) * (H - top - bottom);
   const colors = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
   const parts: string[] = [

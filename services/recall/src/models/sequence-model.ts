@@ -10,10 +10,10 @@ import { join } from "node:path";
 import {
   EventType,
   type HistoryRow,
+  int64Tensor,
   type ModelManifest,
   type OnnxPool,
   type TensorData,
-  int64Tensor,
 } from "@recsys/shared";
 import hnswlib from "hnswlib-node";
 
@@ -81,11 +81,13 @@ export interface EncodedHistory {
 
 /**
  * Left-padded [rows, L] int64 inputs for a batch of histories (oldest first;
- * the most recent event lands at position L-1). The first event of the
- * user's sequence has no predecessor (gap bucket 1); later ones use the gap
- * to the previous event even when it falls outside the window.
+ * the most recent event lands at position L-1). The oldest event of the
+ * window gets gap bucket 1 whatever came before it (the trainer's rule).
  */
-export function encodeHistories(model: SequenceModel, histories: readonly (readonly HistoryRow[])[]): EncodedHistory {
+export function encodeHistories(
+  model: SequenceModel,
+  histories: readonly (readonly HistoryRow[])[],
+): EncodedHistory {
   const L = model.maxSeqLen;
   const rows = histories.length;
   const item = new BigInt64Array(rows * L);
@@ -106,7 +108,7 @@ export function encodeHistories(model: SequenceModel, histories: readonly (reado
       }
       item[at] = BigInt(idx);
       rating[at] = BigInt(ratingBucket(e));
-      const prev = i > 0 ? h[i - 1] : undefined;
+      const prev = i > start ? h[i - 1] : undefined;
       gap[at] = BigInt(gapBucket(prev ? (e.timestampMs - prev.timestampMs) / 1000 : undefined));
     }
   }
@@ -126,8 +128,14 @@ function checkSignature(manifest: ModelManifest): { L: number; K: number; D: num
   const K = Number(manifest.num_interests);
   const D = Number(manifest.embedding_dim);
   const vocabSize = Number(manifest.vocab_size);
-  for (const [k, v] of Object.entries({ max_seq_len: L, num_interests: K, embedding_dim: D, vocab_size: vocabSize })) {
-    if (!Number.isInteger(v) || v <= 0) throw new ModelValidationError(`manifest.${k} must be a positive integer`);
+  for (const [k, v] of Object.entries({
+    max_seq_len: L,
+    num_interests: K,
+    embedding_dim: D,
+    vocab_size: vocabSize,
+  })) {
+    if (!Number.isInteger(v) || v <= 0)
+      throw new ModelValidationError(`manifest.${k} must be a positive integer`);
   }
   if (!sig?.inputs || !sig.outputs) throw new ModelValidationError("manifest.signature is missing");
   for (const name of INPUTS) {
@@ -160,7 +168,10 @@ export async function loadSequenceModel(
 ): Promise<SequenceModel> {
   const { L, K, D, vocabSize } = checkSignature(manifest);
   const vocabText = readFileSync(join(dir, "item_vocab.tsv"), "utf8");
-  if (manifest.item_vocab_sha256 && createHash("sha256").update(vocabText).digest("hex") !== manifest.item_vocab_sha256) {
+  if (
+    manifest.item_vocab_sha256 &&
+    createHash("sha256").update(vocabText).digest("hex") !== manifest.item_vocab_sha256
+  ) {
     throw new ModelValidationError("item_vocab.tsv does not match manifest.item_vocab_sha256");
   }
   const itemIds: string[] = new Array(vocabSize).fill("");
@@ -179,11 +190,14 @@ export async function loadSequenceModel(
   }
   const raw = readFileSync(join(dir, "item_embeddings.f32"));
   if (raw.byteLength !== vocabSize * D * 4) {
-    throw new ModelValidationError(`item_embeddings.f32 has ${raw.byteLength} bytes, expected ${vocabSize}x${D} float32`);
+    throw new ModelValidationError(
+      `item_embeddings.f32 has ${raw.byteLength} bytes, expected ${vocabSize}x${D} float32`,
+    );
   }
   const embeddings = new Float32Array(new Uint8Array(raw).buffer);
   for (let i = 0; i < embeddings.length; i++) {
-    if (!Number.isFinite(embeddings[i]!)) throw new ModelValidationError("item_embeddings.f32 has non-finite values");
+    if (!Number.isFinite(embeddings[i]!))
+      throw new ModelValidationError("item_embeddings.f32 has non-finite values");
   }
 
   const model: SequenceModel = {
@@ -202,7 +216,12 @@ export async function loadSequenceModel(
   // Probe batch: two sequences (one short, one full) must give finite [2, K, D] outputs.
   const probeItems = [...vocab.keys()].slice(0, L + 1);
   const probe = (ids: string[]): HistoryRow[] =>
-    ids.map((itemId, i) => ({ itemId, timestampMs: 1_000_000 + i * 60_000, type: EventType.RATING, value: 4 }));
+    ids.map((itemId, i) => ({
+      itemId,
+      timestampMs: 1_000_000 + i * 60_000,
+      type: EventType.RATING,
+      value: 4,
+    }));
   const { feeds } = encodeHistories(model, [probe(probeItems.slice(0, 3)), probe(probeItems)]);
   let result: Awaited<ReturnType<OnnxPool["run"]>>;
   try {
@@ -212,7 +231,9 @@ export async function loadSequenceModel(
   }
   const out = result.outputs.interests;
   if (!out || out.dims.join(",") !== `2,${K},${D}`) {
-    throw new ModelValidationError(`probe output interests has dims [${out?.dims.join(",")}], expected [2,${K},${D}]`);
+    throw new ModelValidationError(
+      `probe output interests has dims [${out?.dims.join(",")}], expected [2,${K},${D}]`,
+    );
   }
   const values = new Float32Array(out.data);
   if (!values.every(Number.isFinite)) throw new ModelValidationError("probe output has non-finite values");
@@ -231,7 +252,12 @@ export async function loadSequenceModel(
 }
 
 /** Exact top-k by inner product (for evaluation of the HNSW index). */
-export function bruteForceTopK(model: SequenceModel, query: Float32Array, k: number, exclude: ReadonlySet<number>): number[] {
+export function bruteForceTopK(
+  model: SequenceModel,
+  query: Float32Array,
+  k: number,
+  exclude: ReadonlySet<number>,
+): number[] {
   const D = model.dim;
   const scores: Array<[number, number]> = [];
   for (let i = 2; i < model.itemIds.length; i++) {
