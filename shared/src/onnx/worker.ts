@@ -40,7 +40,11 @@ const MAX_SESSIONS = 2;
 const sessions = new Map<string, Promise<CachedSession>>();
 
 async function openSession(task: RunTask): Promise<CachedSession> {
-  const base = { intraOpNumThreads: task.intraOpNumThreads, interOpNumThreads: 1, graphOptimizationLevel: "all" as const };
+  const base = {
+    intraOpNumThreads: task.intraOpNumThreads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all" as const,
+  };
   const preferred = task.providers[0] ?? "cpu";
   if (preferred !== "cpu") {
     try {
@@ -51,7 +55,10 @@ async function openSession(task: RunTask): Promise<CachedSession> {
       return { session, provider: preferred };
     } catch (err) {
       // Asking for CUDA without its libraries throws instead of falling back.
-      const session = await ort.InferenceSession.create(task.modelPath, { ...base, executionProviders: ["cpu"] });
+      const session = await ort.InferenceSession.create(task.modelPath, {
+        ...base,
+        executionProviders: ["cpu"],
+      });
       return { session, provider: "cpu", fallbackReason: err instanceof Error ? err.message : String(err) };
     }
   }

@@ -45,7 +45,10 @@ describe("ModelWatcher", () => {
     await w.check();
     assert.equal(w.current()?.version, "v2");
     assert.equal(w.current()?.value, 2);
-    assert.match(await metrics.registry.metrics(), /recsys_model_version_info\{model="m",version="v2",service="t"\} 1/);
+    assert.match(
+      await metrics.registry.metrics(),
+      /recsys_model_version_info\{model="m",version="v2",service="t"\} 1/,
+    );
     w.stop();
   });
 
@@ -62,7 +65,10 @@ describe("ModelWatcher", () => {
     writeFileSync(join(versionDir(store, "m", "v3"), "weights.txt"), "33"); // corrupted after publishing
     await w.check();
     assert.equal(w.current()?.version, "v1");
-    assert.match(await metrics.registry.metrics(), /recsys_model_loads_total\{model="m",outcome="rejected",service="t"\} 2/);
+    assert.match(
+      await metrics.registry.metrics(),
+      /recsys_model_loads_total\{model="m",outcome="rejected",service="t"\} 2/,
+    );
     publish(store, "v4", "4");
     await w.check();
     assert.equal(w.current()?.value, 4);

@@ -84,7 +84,10 @@ export class ModelWatcher<T> {
       this.rejected = undefined;
       metrics?.setModelVersion(model, version);
       metrics?.modelLoads.inc({ model, outcome: "loaded" });
-      logger.info({ model, version, ms: Math.round(performance.now() - started), previous: previous?.version }, "model version loaded");
+      logger.info(
+        { model, version, ms: Math.round(performance.now() - started), previous: previous?.version },
+        "model version loaded",
+      );
       for (const l of this.listeners) l(this.loaded);
       if (previous && this.options.dispose) {
         const dispose = this.options.dispose;
@@ -94,7 +97,12 @@ export class ModelWatcher<T> {
       this.rejected = version;
       metrics?.modelLoads.inc({ model, outcome: "rejected" });
       logger.error(
-        { model, version, err: err instanceof Error ? err.message : String(err), serving: this.loaded?.version ?? null },
+        {
+          model,
+          version,
+          err: err instanceof Error ? err.message : String(err),
+          serving: this.loaded?.version ?? null,
+        },
         "model version rejected; keeping the serving version",
       );
     }

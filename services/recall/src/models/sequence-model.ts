@@ -146,7 +146,7 @@ function checkSignature(manifest: ModelManifest): { L: number; K: number; D: num
     }
   }
   const out = sig.outputs.find((o) => o.name === "interests");
-  if (!out || out.dtype !== "float32" || Number(out.shape[1]) !== K || Number(out.shape[2]) !== D) {
+  if (out?.dtype !== "float32" || Number(out.shape[1]) !== K || Number(out.shape[2]) !== D) {
     throw new ModelValidationError(`signature: output interests must be float32 [batch, ${K}, ${D}]`);
   }
   return { L, K, D, vocabSize };
