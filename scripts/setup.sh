@@ -37,4 +37,12 @@ if [ ! -s "$store/swing/CURRENT" ]; then
   say "building Swing item-to-item neighbours"
   node services/recall/dist/swing/build-cli.js --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
 fi
+# 6. Sequence recall models (KuaiFormer and the SASRec baseline), when the
+#    store has none: the default profile takes up to ~10 minutes on 2 cores.
+#    RECSYS_SETUP_TRAIN=none skips it (the tests train their own quick models).
+profile="${RECSYS_SETUP_TRAIN:-default}"
+if [ "$profile" != "none" ] && { [ ! -s "$store/kuaiformer/CURRENT" ] || [ ! -s "$store/sasrec/CURRENT" ]; }; then
+  say "training the sequence recall models (profile $profile; first run only)"
+  bash scripts/train.sh --profile "$profile" --model all --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
+fi
 say "ready"

@@ -3,7 +3,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash scripts/setup.sh
+RECSYS_SETUP_TRAIN=none bash scripts/setup.sh
+bash scripts/test-models.sh
 
 echo "[test] lint: biome + buf lint" >&2
 npx biome check --diagnostic-level=error .
@@ -13,6 +14,21 @@ if git rev-parse -q --verify HEAD~1 >/dev/null 2>&1 && git cat-file -e HEAD~1:pr
   echo "[test] buf breaking against HEAD~1" >&2
   npx buf breaking proto --against ".git#ref=HEAD~1,subdir=proto"
 fi
+
+# Kafka and Redis for the integration tests: started once for the whole run,
+# on ports of their own (a developer's broker on 9092 is left alone), and
+# always stopped at the end, even when a test fails or the run is interrupted.
+export RECSYS_KAFKA_PORT="${RECSYS_TEST_KAFKA_PORT:-19092}"
+export RECSYS_REDIS_PORT="${RECSYS_TEST_REDIS_PORT:-16379}"
+stop_infra() {
+  bash scripts/kafka/stop.sh || true
+  bash scripts/redis/stop.sh || true
+}
+trap stop_infra EXIT
+echo "[test] starting Kafka (127.0.0.1:$RECSYS_KAFKA_PORT) and Redis (127.0.0.1:$RECSYS_REDIS_PORT)" >&2
+RECSYS_TEST_KAFKA_BROKERS="$(RECSYS_KAFKA_FRESH=1 bash scripts/kafka/start.sh)"
+RECSYS_TEST_REDIS_URL="$(bash scripts/redis/start.sh)"
+export RECSYS_TEST_KAFKA_BROKERS RECSYS_TEST_REDIS_URL
 
 mapfile -t specs < <(find shared services deploy loadtest -path '*/node_modules' -prune -o -path '*/dist/*' -name '*.spec.js' -print | sort)
 echo "[test] ${#specs[@]} test files" >&2

@@ -14,6 +14,16 @@ export interface UserState {
   readonly history: HistoryRow[];
   /** Items interacted with before the returned history (bounded by the store). */
   readonly earlierSeenItemIds: string[];
+  /**
+   * True when the store could not be reached and this is the last state this
+   * process read for the user (possibly stale): serve it, but flag it.
+   */
+  readonly unavailable?: boolean;
+}
+
+/** A behaviour event with its idempotency key (FeedbackEvent.event_id). */
+export interface UserEvent extends HistoryRow {
+  readonly eventId: string;
 }
 
 export interface UserStateStore {
@@ -21,6 +31,12 @@ export interface UserStateStore {
   get(userId: string, maxEvents?: number): Promise<UserState>;
   /** Appends events (time-ordered); the sequence stays bounded. */
   append(userId: string, events: readonly HistoryRow[]): Promise<void>;
+  /**
+   * Appends the events whose ids the store has not applied yet and returns
+   * those, so a replayed or duplicated event changes nothing. Ids are
+   * remembered for a bounded window (per user, see each store).
+   */
+  appendOnce(userId: string, events: readonly UserEvent[]): Promise<UserEvent[]>;
   /** Number of users, for logs and metrics. */
   size(): Promise<number>;
 }
@@ -30,10 +46,13 @@ export class InMemoryUserStateStore implements UserStateStore {
   private readonly sequences = new Map<string, HistoryRow[]>();
   /** Every item each user interacted with, in first-seen order (bounded). */
   private readonly seen = new Map<string, Set<string>>();
+  /** Event ids applied per user, oldest first (bounded by `maxEventIds`). */
+  private readonly applied = new Map<string, Set<string>>();
 
   constructor(
     private readonly maxSequenceLength = 256,
     private readonly maxSeenItems = 10_000,
+    private readonly maxEventIds = 4_096,
   ) {}
 
   static fromInteractions(
@@ -72,6 +91,20 @@ export class InMemoryUserStateStore implements UserStateStore {
       seen.add(e.itemId);
     }
     while (seen.size > this.maxSeenItems) seen.delete(seen.values().next().value as string);
+  }
+
+  async appendOnce(userId: string, events: readonly UserEvent[]): Promise<UserEvent[]> {
+    let ids = this.applied.get(userId);
+    if (!ids) this.applied.set(userId, (ids = new Set()));
+    const fresh: UserEvent[] = [];
+    for (const e of events) {
+      if (ids.has(e.eventId)) continue;
+      ids.add(e.eventId);
+      fresh.push(e);
+    }
+    while (ids.size > this.maxEventIds) ids.delete(ids.values().next().value as string);
+    if (fresh.length > 0) await this.append(userId, fresh);
+    return fresh;
   }
 
   async size(): Promise<number> {

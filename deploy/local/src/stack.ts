@@ -3,6 +3,12 @@
  * first, then the gateway, each waited on until grpc.health.v1 says SERVING.
  * Used by `npm start`, the end-to-end tests and the benchmarks, so all three
  * run exactly the same processes.
+ *
+ * Modes: "embedded" (default) needs nothing outside the repository: the event
+ * bus is a log under <stateDir>/bus and the gateway runs the stream processor
+ * in-process. "full" points every service at a Kafka broker and Redis (see
+ * scripts/kafka, scripts/redis) and adds the stream service, started first so
+ * it imports the dataset's histories into Redis before the gateway reads them.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
@@ -10,7 +16,7 @@ import { join, resolve } from "node:path";
 import { checkHealth } from "./health.js";
 
 export const STAGES = ["recall", "prerank", "rank", "rerank"] as const;
-export const SERVICES = [...STAGES, "gateway"] as const;
+export const SERVICES = [...STAGES, "gateway", "stream"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export interface StackOptions {
@@ -28,6 +34,14 @@ export interface StackOptions {
   readonly nodeArgs?: Partial<Record<ServiceName, string[]>>;
   readonly startTimeoutMs?: number;
   readonly onProgress?: (message: string) => void;
+  /** Where the services keep their state: embedded bus, spill logs, trending snapshot. Default <rootDir>/var. */
+  readonly stateDir?: string;
+  /** "full": Kafka + Redis + the stream service (needs `kafkaBrokers` and `redisUrl`). */
+  readonly mode?: "embedded" | "full";
+  readonly kafkaBrokers?: string;
+  readonly redisUrl?: string;
+  /** Prefix of topic names and consumer groups, and of Redis keys (isolates runs that share a broker). */
+  readonly namespace?: string;
 }
 
 interface Running {
@@ -47,8 +61,13 @@ export class LocalStack {
   }
 
   static async start(options: StackOptions): Promise<LocalStack> {
+    if (options.mode === "full" && (!options.kafkaBrokers || !options.redisUrl))
+      throw new Error(
+        "full mode needs kafkaBrokers and redisUrl (scripts/kafka/start.sh, scripts/redis/start.sh)",
+      );
     const stack = new LocalStack(options);
     try {
+      if (stack.full) await stack.startService("stream");
       await Promise.all(STAGES.map((s) => stack.startService(s)));
       await stack.startService("gateway");
     } catch (err) {
@@ -58,8 +77,19 @@ export class LocalStack {
     return stack;
   }
 
+  get full(): boolean {
+    return this.options.mode === "full";
+  }
+
+  /** The services this stack runs. */
+  get services(): ServiceName[] {
+    return this.full ? [...SERVICES] : SERVICES.filter((s) => s !== "stream");
+  }
+
   port(service: ServiceName): number {
-    return service === "gateway" ? this.basePort : this.basePort + 1 + STAGES.indexOf(service);
+    if (service === "gateway") return this.basePort;
+    if (service === "stream") return this.basePort + 5;
+    return this.basePort + 1 + STAGES.indexOf(service);
   }
 
   metricsPort(service: ServiceName): number {
@@ -82,8 +112,24 @@ export class LocalStack {
     return join(this.logDir, `${service}.log`);
   }
 
+  get stateDir(): string {
+    return resolve(this.options.stateDir ?? join(this.options.rootDir, "var"));
+  }
+
   private envFor(service: ServiceName): NodeJS.ProcessEnv {
     const o = this.options;
+    const state = this.stateDir;
+    const ns = o.namespace ?? "";
+    const online: Record<string, string> = {
+      RECSYS_BUS_DIR: join(state, "bus"),
+      RECSYS_SPILL_DIR: join(state, "spill", service),
+      RECSYS_TRENDING_FILE: join(state, "stream", "trending.json"),
+      RECSYS_BUS_TOPIC_PREFIX: ns,
+      RECSYS_REDIS_PREFIX: `${ns || "recsys:"}`,
+      RECSYS_STREAM_ADDR: this.target("stream"),
+      RECSYS_KAFKA_BROKERS: this.full ? o.kafkaBrokers! : "",
+      RECSYS_REDIS_URL: this.full ? o.redisUrl! : "",
+    };
     return {
       ...process.env,
       RECSYS_DATA_DIR: o.dataDir ?? join(o.rootDir, "data", "ml-latest-small"),
@@ -98,6 +144,7 @@ export class LocalStack {
       RECSYS_PRERANK_TARGET: this.target("prerank"),
       RECSYS_RANK_TARGET: this.target("rank"),
       RECSYS_RERANK_TARGET: this.target("rerank"),
+      ...online,
       ...o.env,
       ...o.serviceEnv?.[service],
     };
@@ -157,9 +204,10 @@ export class LocalStack {
   }
 
   async stopAll(): Promise<void> {
-    // Gateway first so it stops sending traffic, then the stages.
+    // Gateway first so it stops sending traffic, then the stages, then the stream.
     await this.stopService("gateway");
     await Promise.all(STAGES.map((s) => this.stopService(s)));
+    await this.stopService("stream");
   }
 
   /** Total user+system CPU time of a service so far, in ms (Linux /proc). */

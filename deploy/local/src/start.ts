@@ -1,6 +1,8 @@
 /**
  * `npm start` (after scripts/setup.sh prepared everything): runs the whole
  * funnel on this machine with embedded defaults and says where it listens.
+ * `--full` (npm run start:full, which starts Kafka and Redis first) runs it
+ * on RECSYS_KAFKA_BROKERS and RECSYS_REDIS_URL with the stream service.
  * Ctrl-C stops every process.
  */
 import { resolve } from "node:path";
@@ -11,12 +13,21 @@ const basePort = Number(process.env.RECSYS_BASE_PORT ?? 50051);
 const started = performance.now();
 const say = (m: string) => process.stderr.write(`[start] ${m}\n`);
 
-const stack = await LocalStack.start({ rootDir, basePort, onProgress: say });
+const full = process.argv.includes("--full");
+const stack = await LocalStack.start({
+  rootDir,
+  basePort,
+  onProgress: say,
+  mode: full ? "full" : "embedded",
+  kafkaBrokers: process.env.RECSYS_KAFKA_BROKERS,
+  redisUrl: process.env.RECSYS_REDIS_URL,
+});
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 process.stdout.write(
   `\nThe funnel is up (${seconds}s). Gateway: ${stack.gatewayTarget}  (recsys.recommend.v1.RecommendService)\n` +
     `  stages: recall ${stack.target("recall")}, prerank ${stack.target("prerank")}, rank ${stack.target("rank")}, rerank ${stack.target("rerank")}\n` +
-    `  metrics: ${["gateway", "recall", "prerank", "rank", "rerank"].map((s) => `${s} :${stack.metricsPort(s as "gateway")}`).join(", ")} (GET /metrics)\n` +
+    `  events: ${full ? `Kafka ${process.env.RECSYS_KAFKA_BROKERS}, Redis ${process.env.RECSYS_REDIS_URL}, stream ${stack.target("stream")}` : `embedded bus in ${stack.stateDir}/bus (stream processor inside the gateway)`}\n` +
+    `  metrics: ${stack.services.map((s) => `${s} :${stack.metricsPort(s)}`).join(", ")} (GET /metrics)\n` +
     `  logs: ${stack.logDir}\n\n` +
     `Try:  npm run recommend -- --user 1\n      npm run recommend -- --user 42 --count 5\n\nCtrl-C stops everything.\n`,
 );

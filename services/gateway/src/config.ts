@@ -1,7 +1,12 @@
 import { env } from "@recsys/shared";
+import { busConfigSpec } from "@recsys/shared/bus";
+import { streamProcessingSpec, userStateSpec } from "@recsys/stream";
 
 /** Environment variables read by the gateway (besides the common ones). */
 export const gatewayConfigSpec = {
+  ...busConfigSpec,
+  ...streamProcessingSpec,
+  ...userStateSpec,
   RECSYS_GATEWAY_ADDR: env.str("127.0.0.1:50051"),
   RECSYS_RECALL_TARGET: env.str("127.0.0.1:50052"),
   RECSYS_PRERANK_TARGET: env.str("127.0.0.1:50053"),
@@ -19,4 +24,18 @@ export const gatewayConfigSpec = {
   RECSYS_POPULAR_HALF_LIFE_DAYS: env.num(60, 0.01),
   /** Requests sent through the funnel at start-up to open channels and warm the JIT. */
   RECSYS_WARMUP_REQUESTS: env.int(40, 0, 10_000),
+  /** Per-command timeout of user-state reads from Redis: past it, Recommend degrades instead of waiting. */
+  RECSYS_REDIS_TIMEOUT_MS: env.int(50, 5, 10_000),
+  /** Log every Recommend response to the impressions topic. */
+  RECSYS_IMPRESSION_LOG: env.bool(true),
+  /** Impressions held in memory while the bus is slow; beyond, new ones are dropped and counted. */
+  RECSYS_IMPRESSION_BUFFER: env.int(10_000, 1, 10_000_000),
+  /**
+   * Run the stream processor inside the gateway. auto: the whole processor
+   * with the embedded bus; with Kafka, only the user-state updater and only
+   * when the user state is in this process's memory (no RECSYS_REDIS_URL).
+   */
+  RECSYS_STREAM_IN_PROCESS: env.oneOf(["auto", "off"], "auto"),
+  /** With an in-process user-state updater, Report waits up to this long for its events to be applied. */
+  RECSYS_FEEDBACK_APPLY_WAIT_MS: env.int(250, 0, 10_000),
 };

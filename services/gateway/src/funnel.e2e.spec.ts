@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -46,7 +48,10 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     stack = await LocalStack.start({
       rootDir: ROOT,
       basePort: BASE_PORT,
+      modelStore: resolve(ROOT, process.env.RECSYS_TEST_MODEL_STORE ?? "var/test-models"),
       logDir: join(ROOT, "var", "log", "e2e"),
+      // Its own embedded bus and spill directories: never the ones of a running `npm start`.
+      stateDir: mkdtempSync(join(tmpdir(), "recsys-e2e-")),
     });
     ({ recommend, feedback } = makeClients(stack.gatewayTarget));
   });
@@ -75,19 +80,22 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     assert.ok(res.requestId.length > 0);
     assert.deepEqual(res.degradations, []);
     assert.match(res.experimentVariant, /^home_feed_2026_11\/(control|more_likes)$/);
-    for (const key of ["recall.swing", "recall.popular", "prerank", "rank", "rerank"]) {
+    for (const key of ["recall.kuaiformer", "recall.swing", "recall.popular", "prerank", "rank", "rerank"]) {
       assert.ok(res.modelVersions[key], `model_versions has ${key}`);
     }
     for (const item of res.items) {
-      assert.ok(item.channels.length > 0 && item.channels.every((c) => c === "swing" || c === "popular"));
+      assert.ok(
+        item.channels.length > 0 &&
+          item.channels.every((c) => ["kuaiformer", "swing", "popular"].includes(c)),
+      );
       assert.ok(item.reason.length > 0);
       assert.ok(Number.isFinite(item.score));
       assert.ok(item.taskScores.click !== undefined && item.taskScores.like !== undefined);
     }
     const scores = res.items.map((i) => i.score);
     assert.ok(
-      res.items.some((i) => i.channels.includes("swing")),
-      "a user with history gets item-to-item candidates",
+      res.items.some((i) => i.channels.includes("swing") || i.channels.includes("kuaiformer")),
+      "a user with history gets personalised candidates",
     );
     assert.ok(res.items.some((i) => i.reason.startsWith("because you watched")));
     assert.ok(scores.length === 20);

@@ -36,7 +36,7 @@ export interface FunnelDefinition {
 export const homeFeed: FunnelDefinition = {
   id: "home_feed",
   totalBudgetMs: 100,
-  recall: { budgetMs: 25, maxCandidates: 1500, channels: { swing: 800, popular: 300 } },
+  recall: { budgetMs: 25, maxCandidates: 1500, channels: { kuaiformer: 1000, swing: 300, popular: 200 } },
   // Budgets: DESIGN.md's defaults, except prerank 10 -> 15 ms and rerank 5 -> 10 ms:
   // one gRPC hop with a few hundred candidates costs ~3 ms of serialisation
   // and transport on Node (docs/architecture.md), which left rerank ~1 ms of compute.

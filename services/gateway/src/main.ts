@@ -1,10 +1,4 @@
-import {
-  createClient,
-  createRuntime,
-  decayedPopularity,
-  InMemoryUserStateStore,
-  loadCatalog,
-} from "@recsys/shared";
+import { createClient, createRuntime, decayedPopularity, loadCatalog } from "@recsys/shared";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
@@ -16,6 +10,7 @@ import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_servic
 import { gatewayConfigSpec } from "./config.js";
 import { handleReport } from "./feedback.js";
 import { applyOverrides, assignVariant, defaultExperiment, homeFeed, loadFunnelFile } from "./funnel.js";
+import { type Online, openOnline } from "./online.js";
 import { FunnelRunner } from "./recommend.js";
 import { validateRecommend } from "./validate.js";
 
@@ -31,7 +26,7 @@ const clients = {
   rerank: createClient(RerankService, cfg.RECSYS_RERANK_TARGET),
 };
 let runner: FunnelRunner | undefined;
-let store: InMemoryUserStateStore | undefined;
+let online: Online | undefined;
 
 rt.server.add(RecommendService, {
   async recommend(req, ctx) {
@@ -48,28 +43,46 @@ rt.server.add(RecommendService, {
       excludeItemIds: req.excludeItemIds,
       callerDeadline: ctx.deadline,
     });
-    return {
+    const response = {
       requestId: ctx.requestId,
       items: out.items,
       degradations: out.degradations,
       modelVersions: out.modelVersions,
       experimentVariant: `${experiment.name}/${variant.name}`,
     };
+    // Side effect after the response is computed: a push into a bounded buffer.
+    online!.impressions?.record({
+      requestId: ctx.requestId,
+      userId: req.userId,
+      scene: req.scene || funnel.id,
+      timestampMs: Date.now(),
+      items: out.items.map((i) => ({
+        itemId: i.itemId ?? "",
+        score: i.score ?? 0,
+        channels: i.channels ?? [],
+      })),
+      experimentVariant: response.experimentVariant,
+      modelVersions: out.modelVersions,
+      degradations: out.degradations,
+    });
+    return response;
   },
 });
 rt.server.add(FeedbackService, {
   async report(req) {
     rt.requireReady();
-    return handleReport(req, store!);
+    return handleReport(req, online!.feedback);
   },
 });
-rt.onShutdown(() => {
+rt.onShutdown(async () => {
   for (const c of Object.values(clients)) c.close();
+  await online?.close();
 });
 
 await rt.start(cfg.RECSYS_GATEWAY_ADDR);
 const { catalog, interactions } = await loadCatalog(cfg.RECSYS_DATA_DIR);
-store = InMemoryUserStateStore.fromInteractions(interactions, cfg.RECSYS_HISTORY_LENGTH);
+online = await openOnline(rt, interactions);
+const store = online.store;
 const popular = decayedPopularity(interactions, catalog.latestMs, cfg.RECSYS_POPULAR_HALF_LIFE_DAYS);
 runner = new FunnelRunner(
   clients,
@@ -82,7 +95,8 @@ runner = new FunnelRunner(
 await warmUp(cfg.RECSYS_WARMUP_REQUESTS, [...new Set(interactions.map((r) => r.userId))]);
 rt.logger.info(
   {
-    users: await store.size(),
+    users: await store.size().catch(() => -1),
+    ...online.describe,
     items: catalog.size,
     experiment: experiment.name,
     address: cfg.RECSYS_GATEWAY_ADDR,

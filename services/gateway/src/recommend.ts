@@ -124,7 +124,8 @@ export class FunnelRunner {
         history: state.history,
         earlierSeenItemIds: state.earlierSeenItemIds,
       };
-      if (!state.known) degrade("unknown_user");
+      if (state.unavailable) degrade("user_state_unavailable");
+      else if (!state.known) degrade("unknown_user");
     } catch (err) {
       degrade("user_state_unavailable", err);
       userView = {

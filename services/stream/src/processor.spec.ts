@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { createLogger, InMemoryUserStateStore, Metrics } from "@recsys/shared";
+import { decodeRecord, EmbeddedBus, encodeRecord, TOPICS, TopicNames } from "@recsys/shared/bus";
+import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
+import { ImpressionSchema, type Sample } from "@recsys/shared/gen/recsys/events/v1/events_pb.js";
+import { feedbackMessage, StreamProcessor } from "./processor.js";
+import { FileTrendingSink, trendingWeight } from "./trending.js";
+
+const logger = createLogger("test", "silent");
+
+async function until(cond: () => Promise<boolean> | boolean, ms = 5_000) {
+  const deadline = Date.now() + ms;
+  while (!(await cond()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(await cond(), "condition not met in time");
+}
+
+function setup(windowMs = 300) {
+  const dir = mkdtempSync(join(tmpdir(), "stream-"));
+  const bus = EmbeddedBus.open({ dir: join(dir, "bus"), logger });
+  const topics = new TopicNames("");
+  const store = new InMemoryUserStateStore(100);
+  const trendingFile = join(dir, "trending.json");
+  const processor = new StreamProcessor({
+    bus,
+    topics,
+    store,
+    logger,
+    metrics: new Metrics("stream-test"),
+    userState: { commit: false },
+    samples: { attributionWindowMs: windowMs },
+    trending: new FileTrendingSink(trendingFile, 3_600_000, 100),
+    tickMs: 50,
+  });
+  return { dir, bus, topics, store, processor, trendingFile };
+}
+
+describe("StreamProcessor (embedded bus, in-memory store)", () => {
+  it("applies each feedback event once, even when delivered twice", async () => {
+    const { bus, topics, store, processor } = setup();
+    await processor.start();
+    const fb = [
+      feedbackMessage({ eventId: "e1", userId: "u1", itemId: "i1", type: EventType.CLICK }),
+      feedbackMessage({ eventId: "e2", userId: "u1", itemId: "i2", type: EventType.LIKE }),
+      feedbackMessage({ eventId: "e1", userId: "u1", itemId: "i1", type: EventType.CLICK }), // a replayed duplicate
+      feedbackMessage({ eventId: "e3", userId: "u1", itemId: "i3", type: EventType.IMPRESSION }), // not behaviour
+    ];
+    await bus.publish(
+      topics.of("feedback"),
+      fb.map((m) => encodeRecord(TOPICS.feedback, m)),
+    );
+    await processor.waitApplied(["e1", "e2", "e3"], 2_000);
+    const state = await store.get("u1");
+    assert.deepEqual(
+      state.history.map((h) => h.itemId),
+      ["i1", "i2"],
+    );
+    await processor.stop();
+    await bus.close();
+  });
+
+  it("joins impressions with feedback into labelled samples after the attribution window", async () => {
+    const { bus, topics, processor } = setup(300);
+    await processor.start();
+    const now = Date.now();
+    const impression = create(ImpressionSchema, {
+      requestId: "r1",
+      userId: "u1",
+      timestampMs: BigInt(now),
+      items: [
+        { itemId: "a", position: 0 },
+        { itemId: "b", position: 1 },
+        { itemId: "c", position: 2 },
+      ],
+    });
+    // Feedback for "b" arrives before its impression is read (independent topics): held, then applied.
+    await bus.publish(topics.of("feedback"), [
+      encodeRecord(
+        TOPICS.feedback,
+        feedbackMessage({ eventId: "f1", userId: "u1", itemId: "b", requestId: "r1", type: EventType.CLICK }),
+      ),
+    ]);
+    await bus.publish(topics.of("impressions"), [encodeRecord(TOPICS.impressions, impression, now)]);
+    await bus.publish(topics.of("feedback"), [
+      encodeRecord(
+        TOPICS.feedback,
+        feedbackMessage({ eventId: "f2", userId: "u1", itemId: "c", type: EventType.RATING, value: 5 }),
+      ),
+      encodeRecord(
+        TOPICS.feedback,
+        feedbackMessage({ eventId: "f3", userId: "u1", itemId: "a", type: EventType.SKIP }),
+      ),
+    ]);
+    const samplesLog = await bus.log(topics.of("samples"));
+    await until(() => samplesLog.endOffset > 0, 5_000);
+    const { records } = await samplesLog.read(0);
+    const samples = new Map<string, Sample>();
+    for (const r of records) {
+      const s = decodeRecord(TOPICS.samples, { ...r, topic: "samples", partition: 0, offset: "0" });
+      samples.set(s.itemId, s);
+    }
+    assert.equal(samples.size, 3);
+    assert.deepEqual(samples.get("a")!.labels, { click: 0, like: 0 }, "shown, skipped: negative");
+    assert.deepEqual(samples.get("b")!.labels, { click: 1, like: 0 });
+    assert.deepEqual(samples.get("c")!.labels, { click: 1, like: 1 }, "matched by user and item");
+    assert.equal(samples.get("b")!.position, 1);
+    assert.equal(samples.get("b")!.requestId, "r1");
+    await processor.stop();
+    await bus.close();
+  });
+
+  it("counts only newly applied engagement into the trending snapshot", async () => {
+    const { bus, topics, processor, trendingFile } = setup();
+    await processor.start();
+    const msgs = [
+      feedbackMessage({ eventId: "t1", userId: "u1", itemId: "hot", type: EventType.LIKE }),
+      feedbackMessage({ eventId: "t2", userId: "u2", itemId: "hot", type: EventType.CLICK }),
+      feedbackMessage({ eventId: "t2", userId: "u2", itemId: "hot", type: EventType.CLICK }),
+      feedbackMessage({ eventId: "t3", userId: "u3", itemId: "meh", type: EventType.CLICK }),
+      feedbackMessage({ eventId: "t4", userId: "u3", itemId: "bad", type: EventType.DISLIKE }),
+    ];
+    await bus.publish(
+      topics.of("feedback"),
+      msgs.map((m) => encodeRecord(TOPICS.feedback, m)),
+    );
+    await processor.waitApplied(["t1", "t2", "t3", "t4"], 2_000);
+    await processor.stop(); // flushes the snapshot
+    const snap = JSON.parse(readFileSync(trendingFile, "utf8")) as {
+      items: Array<{ itemId: string; score: number }>;
+    };
+    assert.deepEqual(
+      snap.items.map((i) => i.itemId),
+      ["hot", "meh"],
+    );
+    assert.ok(Math.abs(snap.items[0]!.score - 3) < 0.01, `hot scored ${snap.items[0]!.score}`);
+    await bus.close();
+  });
+
+  it("weights engagement kinds", () => {
+    const row = (type: EventType, value = 0) => ({ itemId: "x", timestampMs: 0, type, value });
+    const cases: Array<[EventType, number, number]> = [
+      [EventType.CLICK, 0, 1],
+      [EventType.LIKE, 0, 2],
+      [EventType.SHARE, 0, 2],
+      [EventType.RATING, 5, 1],
+      [EventType.RATING, 2, 0],
+      [EventType.SKIP, 0, 0],
+      [EventType.DISLIKE, 0, 0],
+      [EventType.IMPRESSION, 0, 0],
+    ];
+    for (const [type, value, weight] of cases)
+      assert.equal(trendingWeight(row(type, value)), weight, EventType[type]);
+  });
+});

@@ -1,0 +1,245 @@
+/**
+ * The embedded event bus: the single-machine default, with no broker. Each
+ * topic is an EmbeddedLog under `<dir>/topics/<topic>/`; each consumer
+ * group's positions are a small JSON file under `<dir>/groups/`, replaced
+ * atomically after every handled batch. Nothing acknowledged is lost across a
+ * restart: `publish` resolves after fsync (unless `sync: false`).
+ *
+ * One process owns a bus directory (a lock file says which); its consumers
+ * run in that process. That is why, in embedded mode, the gateway runs the
+ * stream processor in-process (see docs/event-bus.md).
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../log.js";
+import { EmbeddedLog, type LogOptions } from "./log.js";
+import type { BusMetrics } from "./metrics.js";
+import {
+  type BusRecord,
+  type ConsumedRecord,
+  type EventBus,
+  type PublishOptions,
+  pause,
+  type SubscribeOptions,
+  type Subscription,
+} from "./port.js";
+
+export interface EmbeddedBusOptions extends LogOptions {
+  readonly dir: string;
+  readonly logger: Logger;
+  readonly metrics?: BusMetrics;
+  /** Largest batch handed to a consumer, bytes. */
+  readonly maxBatchBytes?: number;
+}
+
+export class EmbeddedBus implements EventBus {
+  readonly kind = "embedded" as const;
+  private readonly logs = new Map<string, Promise<EmbeddedLog>>();
+  private readonly subscriptions = new Set<EmbeddedSubscription>();
+  private readonly lockPath: string;
+
+  private constructor(private readonly options: EmbeddedBusOptions) {
+    this.lockPath = join(options.dir, "LOCK");
+  }
+
+  static open(options: EmbeddedBusOptions): EmbeddedBus {
+    mkdirSync(join(options.dir, "groups"), { recursive: true });
+    const bus = new EmbeddedBus(options);
+    bus.lock();
+    return bus;
+  }
+
+  /** Refuses a directory that another live process holds. */
+  private lock(): void {
+    try {
+      const holder = Number(readFileSync(this.lockPath, "utf8"));
+      if (holder && holder !== process.pid && isAlive(holder)) {
+        throw new Error(
+          `embedded bus ${this.options.dir} is in use by process ${holder}; ` +
+            "give each process its own RECSYS_BUS_DIR, or use Kafka (RECSYS_KAFKA_BROKERS)",
+        );
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    writeFileSync(this.lockPath, String(process.pid));
+  }
+
+  log(topic: string): Promise<EmbeddedLog> {
+    let log = this.logs.get(topic);
+    if (!log) {
+      log = EmbeddedLog.open(join(this.options.dir, "topics", safeName(topic)), this.options);
+      this.logs.set(topic, log);
+    }
+    return log;
+  }
+
+  async ensureTopics(topics: readonly string[]): Promise<void> {
+    await Promise.all(topics.map((t) => this.log(t)));
+  }
+
+  async publish(topic: string, records: readonly BusRecord[], options: PublishOptions = {}): Promise<void> {
+    const log = await this.log(topic);
+    const t0 = performance.now();
+    await log.append(records, options.sync ?? true);
+    this.options.metrics?.published(topic, "embedded", records.length, (performance.now() - t0) / 1000);
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    const logs = await Promise.all(options.topics.map(async (t) => [t, await this.log(t)] as const));
+    const sub = new EmbeddedSubscription(
+      options,
+      new Map(logs),
+      join(this.options.dir, "groups", `${safeName(options.groupId)}.json`),
+      this.options,
+    );
+    this.subscriptions.add(sub);
+    sub.start();
+    return {
+      caughtUp: () => sub.caughtUp(),
+      waitCaughtUp: (ms) => sub.waitCaughtUp(ms),
+      stop: async () => {
+        this.subscriptions.delete(sub);
+        await sub.stop();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.subscriptions].map((s) => s.stop()));
+    this.subscriptions.clear();
+    for (const log of this.logs.values()) await (await log).close();
+    this.logs.clear();
+    try {
+      if (Number(readFileSync(this.lockPath, "utf8")) === process.pid) rmSync(this.lockPath);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+class EmbeddedSubscription {
+  private readonly positions = new Map<string, number>();
+  private readonly startEnds = new Map<string, number>();
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | undefined;
+  private caughtUpWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly options: SubscribeOptions,
+    private readonly logs: Map<string, EmbeddedLog>,
+    private readonly positionsFile: string,
+    private readonly bus: EmbeddedBusOptions,
+  ) {
+    const committed = options.commit === false ? {} : readPositions(positionsFile);
+    for (const [topic, log] of logs) {
+      this.startEnds.set(topic, log.endOffset);
+      const saved = committed[topic];
+      this.positions.set(
+        topic,
+        saved !== undefined ? saved : options.fromBeginning ? log.startOffset : log.endOffset,
+      );
+    }
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  caughtUp(): boolean {
+    for (const [topic, end] of this.startEnds) if ((this.positions.get(topic) ?? 0) < end) return false;
+    return true;
+  }
+
+  async waitCaughtUp(timeoutMs: number): Promise<boolean> {
+    if (this.caughtUp()) return true;
+    let resolveWaiter: () => void = () => {};
+    const reached = new Promise<void>((r) => {
+      resolveWaiter = r;
+      this.caughtUpWaiters.push(r);
+    });
+    await Promise.race([reached, pause(timeoutMs)]);
+    this.caughtUpWaiters = this.caughtUpWaiters.filter((w) => w !== resolveWaiter);
+    return this.caughtUp();
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.abort.signal;
+    const maxBytes = this.bus.maxBatchBytes ?? 512 * 1024;
+    let failures = 0;
+    while (!signal.aborted) {
+      let idle = true;
+      for (const [topic, log] of this.logs) {
+        if (signal.aborted) break;
+        const from = this.positions.get(topic) ?? 0;
+        if (from >= log.endOffset) continue;
+        try {
+          const { records, next } = await log.read(from, maxBytes);
+          if (next === from) continue;
+          idle = false;
+          const batch: ConsumedRecord[] = records.map((r) => ({
+            topic,
+            partition: 0,
+            offset: String(r.offset),
+            key: r.key,
+            value: r.value,
+            timestampMs: r.timestampMs,
+          }));
+          if (batch.length > 0) await this.options.handle(batch);
+          this.positions.set(topic, next);
+          if (this.options.commit !== false) this.commit();
+          this.bus.metrics?.consumed(this.options.groupId, topic, batch.length);
+          failures = 0;
+        } catch (err) {
+          failures++;
+          this.bus.logger.error(
+            { err, groupId: this.options.groupId, topic, offset: from },
+            "embedded bus: batch failed, retrying",
+          );
+          await pause(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), signal);
+        }
+      }
+      if (this.caughtUp() && this.caughtUpWaiters.length > 0) {
+        for (const w of this.caughtUpWaiters.splice(0)) w();
+      }
+      if (idle) {
+        await Promise.race([
+          ...[...this.logs].map(([topic, log]) => log.waitForData(this.positions.get(topic) ?? 0, 1_000)),
+          pause(1_000, signal),
+        ]);
+      }
+    }
+  }
+
+  private commit(): void {
+    const tmp = `${this.positionsFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.positions)));
+    renameSync(tmp, this.positionsFile);
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+  }
+}
+
+function readPositions(path: string): Record<string, number> {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+function safeName(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

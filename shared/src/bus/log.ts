@@ -1,0 +1,355 @@
+/**
+ * A durable append-only log on local disk: the storage of the embedded event
+ * bus and of the spill files that hold events while Kafka is unavailable.
+ *
+ * Layout: one directory per log, holding segment files named by the offset of
+ * their first byte (`00000000000000000000.log`, ...). Offsets are byte
+ * positions in the whole log, so a reader seeks without an index. Each record
+ * is one frame:
+ *
+ *   u32 frameLength | u32 crc32(payload) | payload
+ *   payload = f64 timestampMs | u16 keyLength | key (utf-8) | value
+ *
+ * Appends are group-committed: concurrent appends become one write, and one
+ * fdatasync when any of them asked for `sync`. Unsynced appends are fsync'd
+ * within `fsyncIntervalMs`. On open, a torn or corrupt tail (a crash in the
+ * middle of a write) is truncated back to the last whole frame.
+ */
+import { mkdirSync, readdirSync } from "node:fs";
+import { type FileHandle, open, readFile, rm, stat, truncate } from "node:fs/promises";
+import { join } from "node:path";
+import { crc32 } from "node:zlib";
+
+export interface LogRecord {
+  readonly key: string;
+  readonly value: Uint8Array;
+  /** Unix epoch milliseconds (producer time). */
+  readonly timestampMs: number;
+}
+
+export interface StoredRecord extends LogRecord {
+  /** Offset of this record's frame. */
+  readonly offset: number;
+  /** Offset of the next record. */
+  readonly nextOffset: number;
+}
+
+export interface LogOptions {
+  /** A new segment starts once the active one reaches this size. */
+  readonly segmentBytes?: number;
+  /** Oldest whole segments are deleted while the log is bigger (Infinity keeps all). */
+  readonly retentionBytes?: number;
+  /** Upper bound on how long an unsynced append stays unsynced. */
+  readonly fsyncIntervalMs?: number;
+}
+
+const HEADER_BYTES = 8;
+const FIXED_PAYLOAD_BYTES = 10;
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+const SEGMENT_SUFFIX = ".log";
+
+interface Segment {
+  readonly base: number;
+  size: number;
+  readonly path: string;
+  /** Shared by concurrent readers: one handle per segment. */
+  reader?: Promise<FileHandle>;
+}
+
+interface PendingAppend {
+  readonly bytes: Buffer;
+  readonly sync: boolean;
+  resolve(end: number): void;
+  reject(err: unknown): void;
+}
+
+export class EmbeddedLog {
+  private readonly segments: Segment[] = [];
+  private writer!: FileHandle;
+  private pending: PendingAppend[] = [];
+  private flushing: Promise<void> | undefined;
+  private dirty = false;
+  private closed = false;
+  private readonly fsyncTimer: NodeJS.Timeout;
+  private readonly waiters = new Set<() => void>();
+  private readonly segmentBytes: number;
+  private readonly retentionBytes: number;
+
+  private constructor(
+    readonly dir: string,
+    options: LogOptions,
+  ) {
+    this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
+    this.retentionBytes = options.retentionBytes ?? Number.POSITIVE_INFINITY;
+    this.fsyncTimer = setInterval(() => void this.syncIfDirty(), options.fsyncIntervalMs ?? 1_000);
+    this.fsyncTimer.unref();
+  }
+
+  static async open(dir: string, options: LogOptions = {}): Promise<EmbeddedLog> {
+    mkdirSync(dir, { recursive: true });
+    const log = new EmbeddedLog(dir, options);
+    const bases = readdirSync(dir)
+      .filter((f) => f.endsWith(SEGMENT_SUFFIX))
+      .map((f) => Number(f.slice(0, -SEGMENT_SUFFIX.length)))
+      .filter((n) => Number.isSafeInteger(n))
+      .sort((a, b) => a - b);
+    for (const base of bases) {
+      const path = segmentPath(dir, base);
+      log.segments.push({ base, path, size: (await stat(path)).size });
+    }
+    if (log.segments.length === 0) log.segments.push({ base: 0, path: segmentPath(dir, 0), size: 0 });
+    await log.recoverTail();
+    const active = log.active;
+    log.writer = await open(active.path, "a");
+    return log;
+  }
+
+  /** Offset of the oldest retained record. */
+  get startOffset(): number {
+    return this.segments[0]!.base;
+  }
+
+  /** Offset just past the last written record (readers see records up to here). */
+  get endOffset(): number {
+    const a = this.active;
+    return a.base + a.size;
+  }
+
+  /** Bytes retained on disk. */
+  get sizeBytes(): number {
+    return this.endOffset - this.startOffset;
+  }
+
+  private get active(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /**
+   * Appends records in order. Resolves with the end offset once they are
+   * written, and, when `sync`, once they are on stable storage.
+   */
+  append(records: readonly LogRecord[], sync = true): Promise<number> {
+    if (this.closed) return Promise.reject(new Error(`log ${this.dir} is closed`));
+    if (records.length === 0) return Promise.resolve(this.endOffset);
+    const bytes = Buffer.concat(records.map(encodeFrame));
+    return new Promise<number>((resolve, reject) => {
+      this.pending.push({ bytes, sync, resolve, reject });
+      this.flushing ??= this.flushLoop();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        try {
+          if (this.active.size >= this.segmentBytes) await this.roll();
+          const bytes = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((p) => p.bytes));
+          await writeAll(this.writer, bytes);
+          this.active.size += bytes.length;
+          if (batch.some((p) => p.sync)) {
+            await this.writer.datasync();
+            this.dirty = false;
+          } else {
+            this.dirty = true;
+          }
+          const end = this.endOffset;
+          for (const p of batch) p.resolve(end);
+          this.notify();
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async roll(): Promise<void> {
+    await this.writer.datasync();
+    await this.writer.close();
+    const base = this.endOffset;
+    this.segments.push({ base, path: segmentPath(this.dir, base), size: 0 });
+    this.writer = await open(this.active.path, "a");
+    await this.enforceRetention();
+  }
+
+  private async enforceRetention(): Promise<void> {
+    while (this.segments.length > 1 && this.sizeBytes > this.retentionBytes) await this.dropOldest();
+  }
+
+  /** Deletes whole segments that end at or before `offset` (never the active one). */
+  async truncateBefore(offset: number): Promise<void> {
+    while (this.segments.length > 1 && this.segments[1]!.base <= offset) await this.dropOldest();
+  }
+
+  private async dropOldest(): Promise<void> {
+    const oldest = this.segments.shift()!;
+    await (await oldest.reader?.catch(() => undefined))?.close();
+    await rm(oldest.path, { force: true });
+  }
+
+  private async syncIfDirty(): Promise<void> {
+    if (!this.dirty || this.closed || this.flushing) return;
+    this.dirty = false;
+    try {
+      await this.writer.datasync();
+    } catch {
+      this.dirty = true;
+    }
+  }
+
+  /**
+   * Reads whole records from `offset` (clamped to the retained range), about
+   * `maxBytes` of them, at least one when any exists.
+   */
+  async read(offset: number, maxBytes = 1024 * 1024): Promise<{ records: StoredRecord[]; next: number }> {
+    if (this.closed) return { records: [], next: offset };
+    let from = Math.max(offset, this.startOffset);
+    const end = this.endOffset;
+    const records: StoredRecord[] = [];
+    let budget = maxBytes;
+    while (from < end && budget > 0) {
+      const segment = this.segmentFor(from);
+      if (!segment) break;
+      const segmentEnd = segment.base + segment.size;
+      if (from >= segmentEnd) {
+        from = segmentEnd; // at a segment boundary: the next segment starts here
+        if (segment === this.active) break;
+        continue;
+      }
+      segment.reader ??= open(segment.path, "r");
+      const reader = await segment.reader;
+      const want = Math.min(Math.max(budget, HEADER_BYTES), segmentEnd - from);
+      let buf = await readAt(reader, from - segment.base, want);
+      let pos = 0;
+      while (pos + HEADER_BYTES <= buf.length) {
+        const frameLength = buf.readUInt32LE(pos);
+        if (pos + HEADER_BYTES + frameLength > buf.length) {
+          if (records.length > 0 || pos > 0) break;
+          // A single record bigger than the budget: read it whole.
+          buf = await readAt(reader, from - segment.base, HEADER_BYTES + frameLength);
+          if (buf.length < HEADER_BYTES + frameLength) throw new Error(`log ${this.dir}: short read`);
+        }
+        const record = decodeFrame(buf, pos, from + pos);
+        if (!record) throw new Error(`log ${this.dir}: corrupt record at offset ${from + pos}`);
+        records.push(record);
+        pos += HEADER_BYTES + frameLength;
+      }
+      if (pos === 0) break;
+      from += pos;
+      budget -= pos;
+    }
+    return { records, next: from };
+  }
+
+  private segmentFor(offset: number): Segment | undefined {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i]!;
+      if (s.base <= offset) return s;
+    }
+    return undefined;
+  }
+
+  /** Resolves when records exist past `offset`, or after `timeoutMs`. */
+  waitForData(offset: number, timeoutMs: number): Promise<void> {
+    if (this.endOffset > offset || this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+    });
+  }
+
+  private notify(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.flushing) await this.flushing;
+    this.closed = true;
+    clearInterval(this.fsyncTimer);
+    this.notify();
+    await this.writer.datasync().catch(() => {});
+    await this.writer.close();
+    for (const s of this.segments) await (await s.reader?.catch(() => undefined))?.close();
+  }
+
+  /** Truncates the last segment after its last whole, valid frame (a crash mid-write). */
+  private async recoverTail(): Promise<void> {
+    const segment = this.active;
+    if (segment.size === 0) return;
+    const buf = await readFile(segment.path);
+    let valid = 0;
+    while (valid + HEADER_BYTES <= buf.length) {
+      const frameLength = buf.readUInt32LE(valid);
+      if (frameLength > MAX_FRAME_BYTES || !decodeFrame(buf, valid, valid)) break;
+      valid += HEADER_BYTES + frameLength;
+    }
+    if (valid < buf.length) {
+      await truncate(segment.path, valid);
+      segment.size = valid;
+    }
+  }
+}
+
+function segmentPath(dir: string, base: number): string {
+  return join(dir, `${String(base).padStart(20, "0")}${SEGMENT_SUFFIX}`);
+}
+
+function encodeFrame(record: LogRecord): Buffer {
+  const key = Buffer.from(record.key, "utf8");
+  if (key.length > 0xffff) throw new Error("record key longer than 65535 bytes");
+  const payloadLength = FIXED_PAYLOAD_BYTES + key.length + record.value.byteLength;
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + payloadLength);
+  frame.writeUInt32LE(payloadLength, 0);
+  frame.writeDoubleLE(record.timestampMs, 8);
+  frame.writeUInt16LE(key.length, 16);
+  key.copy(frame, 18);
+  frame.set(record.value, 18 + key.length);
+  frame.writeUInt32LE(crc32(frame.subarray(HEADER_BYTES)), 4);
+  return frame;
+}
+
+function decodeFrame(buf: Buffer, pos: number, offset: number): StoredRecord | undefined {
+  const payloadLength = buf.readUInt32LE(pos);
+  if (payloadLength < FIXED_PAYLOAD_BYTES || pos + HEADER_BYTES + payloadLength > buf.length)
+    return undefined;
+  const payload = buf.subarray(pos + HEADER_BYTES, pos + HEADER_BYTES + payloadLength);
+  if (crc32(payload) !== buf.readUInt32LE(pos + 4)) return undefined;
+  const keyLength = payload.readUInt16LE(8);
+  if (FIXED_PAYLOAD_BYTES + keyLength > payloadLength) return undefined;
+  return {
+    timestampMs: payload.readDoubleLE(0),
+    key: payload.toString("utf8", FIXED_PAYLOAD_BYTES, FIXED_PAYLOAD_BYTES + keyLength),
+    // A copy: the read buffer is reused by nobody, but callers may keep values long.
+    value: new Uint8Array(payload.subarray(FIXED_PAYLOAD_BYTES + keyLength)),
+    offset,
+    nextOffset: offset + HEADER_BYTES + payloadLength,
+  };
+}
+
+async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, written, bytes.length - written);
+    written += bytesWritten;
+  }
+}
+
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
+}
