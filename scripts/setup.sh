@@ -45,4 +45,10 @@ if [ "$profile" != "none" ] && { [ ! -s "$store/kuaiformer/CURRENT" ] || [ ! -s 
   say "training the sequence recall models (profile $profile; first run only)"
   bash scripts/train.sh --profile "$profile" --model all --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
 fi
+# 7. Pretrained text encoder (Maven Central) and item content embeddings (first run only, ~1 min on 2 cores).
+bash scripts/fetch-encoder.sh
+if [ ! -s "$store/content/CURRENT" ]; then
+  say "building item content embeddings"
+  bash scripts/content-embeddings.sh --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
+fi
 say "ready"
