@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { LocalStack } from "@recsys/local";
 import { type ClientOf, createClient, currentVersion, publishVersion, versionDir } from "@recsys/shared";
 import { RecommendService } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
-import { LocalStack } from "@recsys/local";
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
 const SOURCE_STORE = resolve(ROOT, process.env.RECSYS_TEST_MODEL_STORE ?? "var/test-models");
@@ -21,17 +21,29 @@ const BASE_PORT = Number(process.env.RECSYS_E2E_MODELS_BASE_PORT ?? 56151);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Copies the serving version of `model` to a new version name and points CURRENT at it. */
-function republish(store: string, model: string, newVersion: string, tamper?: (dir: string, manifest: Record<string, unknown>) => void): void {
+function republish(
+  store: string,
+  model: string,
+  newVersion: string,
+  tamper?: (dir: string, manifest: Record<string, unknown>) => void,
+): void {
   const from = versionDir(store, model, currentVersion(store, model)!);
   const to = versionDir(store, model, newVersion);
   cpSync(from, to, { recursive: true });
-  const manifest = JSON.parse(readFileSync(join(to, "manifest.json"), "utf8")) as Record<string, unknown> & { files: Record<string, string> };
+  const manifest = JSON.parse(readFileSync(join(to, "manifest.json"), "utf8")) as Record<string, unknown> & {
+    files: Record<string, string>;
+  };
   tamper?.(to, manifest);
   const { model: _m, version: _v, created_at: _c, files, ...rest } = manifest;
   publishVersion(store, model, newVersion, Object.keys(files), rest);
 }
 
-describe("model versions in a live funnel", { concurrency: false, skip: !existsSync(join(SOURCE_STORE, "kuaiformer", "CURRENT")) && "no trained kuaiformer version in the test store" }, () => {
+describe("model versions in a live funnel", {
+  concurrency: false,
+  skip:
+    !existsSync(join(SOURCE_STORE, "kuaiformer", "CURRENT")) &&
+    "no trained kuaiformer version in the test store",
+}, () => {
   let stack: LocalStack;
   let client: ClientOf<typeof RecommendService>;
   const store = mkdtempSync(join(tmpdir(), "recsys-models-"));
@@ -53,13 +65,19 @@ describe("model versions in a live funnel", { concurrency: false, skip: !existsS
     await stack?.stopAll();
   });
 
-  const servedVersion = async () => (await client.recommend({ userId: "15", count: 20 }, { timeoutMs: 2_000 })).modelVersions["recall.kuaiformer"];
+  const servedVersion = async () =>
+    (await client.recommend({ userId: "15", count: 20 }, { timeoutMs: 2_000 })).modelVersions[
+      "recall.kuaiformer"
+    ];
 
   it("the kuaiformer channel contributes candidates and names its version", async () => {
     const res = await client.recommend({ userId: "15", count: 50 }, { timeoutMs: 2_000 });
     assert.equal(res.modelVersions["recall.kuaiformer"], currentVersion(store, "kuaiformer"));
     assert.ok(!res.degradations.some((d) => d.includes("kuaiformer")), res.degradations.join(","));
-    assert.ok(res.items.some((i) => i.channels.includes("kuaiformer")), "some final items come from kuaiformer");
+    assert.ok(
+      res.items.some((i) => i.channels.includes("kuaiformer")),
+      "some final items come from kuaiformer",
+    );
   });
 
   it("an empty history gives no kuaiformer candidates; the other channels fill in", async () => {
@@ -98,7 +116,7 @@ describe("model versions in a live funnel", { concurrency: false, skip: !existsS
     await sleep(500);
     republish(store, "kuaiformer", newVersion);
     let switched = false;
-    for (let i = 0; i < 60 && !switched; i++) {
+    for (let i = 0; i < 200 && !switched; i++) {
       await sleep(100);
       switched = (await servedVersion()) === newVersion;
     }
@@ -123,6 +141,9 @@ describe("model versions in a live funnel", { concurrency: false, skip: !existsS
     await sleep(1_500);
     assert.equal(await servedVersion(), serving);
     const metrics = await (await fetch(`http://127.0.0.1:${stack.metricsPort("recall")}/metrics`)).text();
-    assert.match(metrics, /recsys_model_loads_total\{model="kuaiformer",outcome="rejected",service="recall"\} 2/);
+    assert.match(
+      metrics,
+      /recsys_model_loads_total\{model="kuaiformer",outcome="rejected",service="recall"\} 2/,
+    );
   });
 });

@@ -278,15 +278,14 @@ export class SentenceEncoder {
         this.padId,
       );
       const dims = [batch.rows, batch.seqLen];
-      const result = await this.pool.run(
-        this.modelPath,
-        {
-          input_ids: int64Tensor(batch.inputIds, dims),
-          attention_mask: int64Tensor(batch.attentionMask, dims),
-          token_type_ids: int64Tensor(batch.tokenTypeIds, dims),
-        },
-        options.signal,
-      );
+      const result = await this.pool.run(this.modelPath, {
+        input_ids: int64Tensor(batch.inputIds, dims),
+        attention_mask: int64Tensor(batch.attentionMask, dims),
+        token_type_ids: int64Tensor(batch.tokenTypeIds, dims),
+      });
+      // The signal is checked between batches only: aborting a task inside
+      // ONNX Runtime would terminate the worker thread (see OnnxPool.run).
+      options.signal?.throwIfAborted();
       const hidden = result.outputs.last_hidden_state;
       if (hidden?.type !== "float32" || hidden.dims.length !== 3) {
         throw new Error(

@@ -37,11 +37,17 @@ export class OnnxPool {
     this.intraOpNumThreads = options.intraOpNumThreads ?? 1;
   }
 
-  run(modelPath: string, feeds: Record<string, TensorData>, signal?: AbortSignal): Promise<RunResult> {
+  /**
+   * Runs one inference. There is deliberately no abort: piscina aborts a
+   * running task by terminating its worker thread, and terminating a thread
+   * inside ONNX Runtime's run() aborts the whole process (seen in the hot-swap
+   * test). Callers drop late results instead.
+   */
+  run(modelPath: string, feeds: Record<string, TensorData>): Promise<RunResult> {
     const transferList = Object.values(feeds).map((f) => f.data);
     return this.pool.run(
       { modelPath, providers: this.providers, intraOpNumThreads: this.intraOpNumThreads, feeds },
-      { transferList, ...(signal ? { signal } : {}) },
+      { transferList },
     );
   }
 

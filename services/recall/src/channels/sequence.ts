@@ -38,7 +38,10 @@ export class SequenceCandidateSource implements CandidateSource {
     const model = loaded.value;
     const { feeds, oov } = encodeHistories(model, [history]);
     if (oov > 0) this.metrics?.degradations.inc({ kind: `${this.id}_oov_history_items` }, oov);
-    const result = await this.pool.run(model.modelPath, feeds, ctx.signal);
+    // No abort signal here: piscina aborts a running task by terminating its worker
+    // thread, and tearing down a thread inside ONNX Runtime's run() kills the process.
+    // A late result is simply dropped by the channel's timeout.
+    const result = await this.pool.run(model.modelPath, feeds);
     this.metrics?.onnxInference.observe(
       { model: this.id, provider: result.provider },
       result.inferenceMs / 1000,
