@@ -42,6 +42,8 @@ export interface RpcServerOptions {
   readonly maxConcurrentCalls?: number;
   /** How long shutdown waits for in-flight calls before cancelling them. */
   readonly shutdownGraceMs?: number;
+  /** Connections are closed (gracefully) after this age so clients re-resolve. */
+  readonly maxConnectionAgeMs?: number;
 }
 
 const REQUEST_ID_KEY = "x-request-id";
@@ -59,6 +61,10 @@ export class RpcServer {
     this.server = new Server({
       "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 4 * 1024 * 1024,
       "grpc.max_send_message_length": 16 * 1024 * 1024,
+      // Clients re-resolve DNS only when a connection ends: capping connection
+      // age lets round-robin clients discover pods added by autoscaling.
+      "grpc.max_connection_age_ms": options.maxConnectionAgeMs ?? 5 * 60_000,
+      "grpc.max_connection_age_grace_ms": 30_000,
     });
     this.health = new HealthImplementation({ "": "NOT_SERVING" });
     this.health.addToServer(this.server);

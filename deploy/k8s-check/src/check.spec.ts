@@ -1,0 +1,492 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { checkOverlay, checkRepository, checkResources, listOverlays } from "./check.js";
+import type { JsonObject, K8sObject } from "./json.js";
+import { podSpecOf, renderKustomization } from "./kustomize/render.js";
+import type { Finding } from "./rules/types.js";
+import { defaultRepoRoot, loadServiceConfigs } from "./service-config.js";
+
+const repo = defaultRepoRoot();
+const k8s = join(repo, "k8s");
+const services = await loadServiceConfigs(repo);
+const errorsOf = (findings: readonly Finding[]) => findings.filter((f) => f.severity === "error");
+const show = (findings: readonly Finding[]) =>
+  findings.map((f) => `[${f.rule}] ${f.resource}: ${f.message}`).join("\n");
+
+describe("the real manifests", () => {
+  const overlays = listOverlays(k8s);
+
+  it("has the dev, prod and gpu overlays", () => assert.deepEqual(overlays, ["dev", "gpu", "prod"]));
+
+  for (const overlay of overlays) {
+    it(`${overlay} renders and passes every rule`, async () => {
+      const report = await checkOverlay(join(k8s, "overlays", overlay), overlay, { services });
+      assert.ok(report.resources.length > 40, "renders the whole stack");
+      assert.deepEqual(errorsOf(report.findings), [], show(report.findings));
+    });
+  }
+
+  it("the Dockerfiles pass, and every recsys/* image has one", async () => {
+    const report = await checkRepository(repo, k8s, { services, overlays });
+    assert.deepEqual(report.dockerfiles, [], show(report.dockerfiles));
+  });
+});
+
+// ---- seeded mistakes, in memory, on the rendered prod overlay --------------
+
+const pristine = renderKustomization(join(k8s, "overlays", "prod")).resources;
+
+function find(rs: K8sObject[], kind: string, name: string): K8sObject {
+  const r = rs.find(
+    (x) => x.kind === kind && (x.metadata.name === name || String(x.metadata.name).startsWith(`${name}-`)),
+  );
+  assert.ok(r, `${kind}/${name} is rendered`);
+  return r;
+}
+
+function pod(rs: K8sObject[], kind: string, name: string): JsonObject {
+  const spec = podSpecOf(find(rs, kind, name));
+  assert.ok(spec);
+  return spec;
+}
+
+function container(rs: K8sObject[], deployment: string, name = deployment): JsonObject {
+  const c = (pod(rs, "Deployment", deployment).containers as JsonObject[]).find((x) => x.name === name);
+  assert.ok(c, `container ${name}`);
+  return c;
+}
+
+function data(rs: K8sObject[], configMap: string): JsonObject {
+  return find(rs, "ConfigMap", configMap).data as JsonObject;
+}
+
+function remove(rs: K8sObject[], kind: string, name: string): void {
+  rs.splice(rs.indexOf(find(rs, kind, name)), 1);
+}
+
+interface Mistake {
+  readonly name: string;
+  readonly rule: string;
+  readonly message: RegExp;
+  seed(rs: K8sObject[]): void;
+}
+
+const MISTAKES: Mistake[] = [
+  // the three the issue names
+  {
+    name: "a missing readiness probe",
+    rule: "probes",
+    message: /container "rank" has no readinessProbe/,
+    seed: (rs) => delete container(rs, "rank").readinessProbe,
+  },
+  {
+    name: "a missing startup probe (model loading would be killed by liveness)",
+    rule: "probes",
+    message: /container "recall" has no startupProbe/,
+    seed: (rs) => delete container(rs, "recall").startupProbe,
+  },
+  {
+    name: "a wrong port in a probe",
+    rule: "probes",
+    message: /livenessProbe targets port 50099/,
+    seed: (rs) => {
+      (container(rs, "rerank").livenessProbe as JsonObject).grpc = { port: 50099 };
+    },
+  },
+  {
+    name: "a wrong targetPort in a Service",
+    rule: "service-ports",
+    message: /targetPort 50099 is not a port of Deployment\/recsys\/recall/,
+    seed: (rs) => {
+      ((find(rs, "Service", "recall-headless").spec as JsonObject).ports as JsonObject[])[0] = {
+        name: "grpc",
+        port: 50052,
+        targetPort: 50099,
+      };
+    },
+  },
+  {
+    name: "a wrong container port (the service listens elsewhere)",
+    rule: "funnel-ports",
+    message: /RECSYS_PRERANK_ADDR=0\.0\.0\.0:50053 but the container port named grpc is 50060/,
+    seed: (rs) => {
+      ((container(rs, "prerank").ports as JsonObject[])[0] as JsonObject).containerPort = 50060;
+    },
+  },
+  {
+    name: "a listen address on localhost (unreachable in a pod)",
+    rule: "funnel-ports",
+    message: /RECSYS_RANK_ADDR=127\.0\.0\.1:50054 does not listen on all interfaces/,
+    seed: (rs) => {
+      data(rs, "rank-config").RECSYS_RANK_ADDR = "127.0.0.1:50054";
+    },
+  },
+  {
+    name: "a wrong port in a stage target",
+    rule: "stage-targets",
+    message: /RECSYS_RANK_TARGET: Service rank-headless has no port 50099/,
+    seed: (rs) => {
+      data(rs, "gateway-config").RECSYS_RANK_TARGET = "dns:///rank-headless.recsys.svc.cluster.local:50099";
+    },
+  },
+  {
+    name: "a stage target in another namespace",
+    rule: "stage-targets",
+    message: /no Service "recall-headless" in namespace "recsys-dev"/,
+    seed: (rs) => {
+      data(rs, "gateway-config").RECSYS_RECALL_TARGET =
+        "dns:///recall-headless.recsys-dev.svc.cluster.local:50052";
+    },
+  },
+  {
+    name: "a NetworkPolicy that opens the wrong port",
+    rule: "network-policies",
+    message: /opens port 50099, which Deployment\/recsys\/prerank does not declare/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "prerank-from-gateway").spec as JsonObject;
+      (((np.ingress as JsonObject[])[0] as JsonObject).ports as JsonObject[])[0] = {
+        protocol: "TCP",
+        port: 50099,
+      };
+    },
+  },
+  {
+    name: "an unknown config key in a ConfigMap",
+    rule: "config-keys",
+    message: /ConfigMap recall-config-\w+ has RECSYS_RECAL_QUOTAS, which recall does not read/,
+    seed: (rs) => {
+      data(rs, "recall-config").RECSYS_RECAL_QUOTAS = "swing=1";
+    },
+  },
+  {
+    name: "a planned key in a ConfigMap (allowed only as direct env)",
+    rule: "config-keys",
+    message: /has RECSYS_RANK_EXECUTION_PROVIDER, which rank does not read/,
+    seed: (rs) => {
+      data(rs, "rank-config").RECSYS_RANK_EXECUTION_PROVIDER = "cuda";
+    },
+  },
+  {
+    name: "an unknown env key",
+    rule: "config-keys",
+    message: /env RECSYS_RERANK_DIVERSITY is not read by rerank/,
+    seed: (rs) => {
+      (container(rs, "rerank").env as JsonObject[]).push({ name: "RECSYS_RERANK_DIVERSITY", value: "mmr" });
+    },
+  },
+  {
+    name: "a value the service's spec rejects",
+    rule: "config-keys",
+    message: /RECSYS_RERANK_MMR_LAMBDA="1\.5" from ConfigMap rerank-config-\w+: /,
+    seed: (rs) => {
+      data(rs, "rerank-config").RECSYS_RERANK_MMR_LAMBDA = "1.5";
+    },
+  },
+  {
+    name: "a metrics port that is not the annotated one",
+    rule: "funnel-ports",
+    message: /RECSYS_METRICS_PORT=9465 but the container port named metrics is 9464/,
+    seed: (rs) => {
+      data(rs, "recsys-common").RECSYS_METRICS_PORT = "9465";
+    },
+  },
+  {
+    name: "a latest tag",
+    rule: "images",
+    message: /uses the latest tag/,
+    seed: (rs) => void (container(rs, "gateway").image = "recsys/gateway:latest"),
+  },
+  {
+    name: "an image without a tag",
+    rule: "images",
+    message: /has no tag/,
+    seed: (rs) => void (container(rs, "rank").image = "recsys/rank"),
+  },
+  {
+    name: "a Deployment without an HPA",
+    rule: "hpa-pdb",
+    message: /0 HorizontalPodAutoscalers target it/,
+    seed: (rs) => remove(rs, "HorizontalPodAutoscaler", "rerank"),
+  },
+  {
+    name: "a Deployment without a PDB",
+    rule: "hpa-pdb",
+    message: /0 PodDisruptionBudgets select its pods/,
+    seed: (rs) => remove(rs, "PodDisruptionBudget", "prerank"),
+  },
+  {
+    name: "a PDB that blocks every drain",
+    rule: "hpa-pdb",
+    message: /minAvailable=3 of at least 3 replicas/,
+    seed: (rs) => {
+      const spec = find(rs, "PodDisruptionBudget", "recall").spec as JsonObject;
+      delete spec.maxUnavailable;
+      spec.minAvailable = 3;
+    },
+  },
+  {
+    name: "a container without limits",
+    rule: "resources",
+    message: /container "wait-for-store" has no memory limit/,
+    seed: (rs) => {
+      const init = (pod(rs, "Deployment", "gateway").initContainers as JsonObject[])[0] as JsonObject;
+      delete (init.resources as JsonObject).limits;
+    },
+  },
+  {
+    name: "a container that may run as root",
+    rule: "security-context",
+    message: /container "redis": runAsNonRoot is not true/,
+    seed: (rs) => {
+      delete (pod(rs, "StatefulSet", "redis").securityContext as JsonObject).runAsNonRoot;
+    },
+  },
+  {
+    name: "a writable root filesystem",
+    rule: "security-context",
+    message: /container "swing": readOnlyRootFilesystem is not true/,
+    seed: (rs) => {
+      const swing = (pod(rs, "CronJob", "trainer").containers as JsonObject[])[0] as JsonObject;
+      (swing.securityContext as JsonObject).readOnlyRootFilesystem = false;
+    },
+  },
+  {
+    name: "a heap larger than the memory limit allows",
+    rule: "node-heap",
+    message: /heap 3000 MiB is over 80% of its 2Gi limit/,
+    seed: (rs) => {
+      ((container(rs, "rank").env as JsonObject[])[0] as JsonObject).value = "--max-old-space-size=3000";
+    },
+  },
+  {
+    name: "a grace period shorter than the drain",
+    rule: "shutdown",
+    message: /terminationGracePeriodSeconds=10 < preStop 5s \+ drain 10s/,
+    seed: (rs) => {
+      pod(rs, "Deployment", "gateway").terminationGracePeriodSeconds = 10;
+    },
+  },
+  {
+    name: "a stage open to every pod",
+    rule: "funnel-network",
+    message: /port 50054 admits callers other than the gateway's pods/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "rank-from-gateway").spec as JsonObject;
+      delete ((np.ingress as JsonObject[])[0] as JsonObject).from;
+    },
+  },
+  {
+    name: "no default-deny policy",
+    rule: "funnel-network",
+    message: /no default-deny ingress NetworkPolicy/,
+    seed: (rs) => remove(rs, "NetworkPolicy", "default-deny-ingress"),
+  },
+  {
+    name: "a model store that only one node can mount",
+    rule: "volumes",
+    message: /must be ReadWriteMany or ReadOnlyMany/,
+    seed: (rs) => {
+      (find(rs, "PersistentVolumeClaim", "model-store").spec as JsonObject).accessModes = ["ReadWriteOnce"];
+    },
+  },
+  {
+    name: "a topic with more replicas than brokers",
+    rule: "strimzi",
+    message: /spec\.replicas=4 but the cluster has 3 brokers/,
+    seed: (rs) => {
+      const spec = find(rs, "KafkaTopic", "samples").spec as JsonObject;
+      spec.replicas = 4;
+    },
+  },
+  {
+    name: "a topic whose min.insync.replicas equals its replicas",
+    rule: "strimzi",
+    message: /min\.insync\.replicas=3 equals replicas/,
+    seed: (rs) => {
+      ((find(rs, "KafkaTopic", "feedback").spec as JsonObject).config as JsonObject)["min.insync.replicas"] =
+        3;
+    },
+  },
+  {
+    name: "topics joined by the stream service that are not co-partitioned",
+    rule: "kafka-topics",
+    message: /co-partitioned topics differ in partitions: impressions=12, feedback=6/,
+    seed: (rs) => {
+      (find(rs, "KafkaTopic", "feedback").spec as JsonObject).partitions = 6;
+    },
+  },
+  {
+    name: "brokers in another namespace",
+    rule: "event-bus",
+    message:
+      /broker "recsys-kafka-bootstrap\.recsys-dev\.svc\.cluster\.local:9092" is not the bootstrap Service of a rendered Kafka/,
+    seed: (rs) => {
+      data(rs, "recsys-bus").RECSYS_KAFKA_BROKERS =
+        "recsys-kafka-bootstrap.recsys-dev.svc.cluster.local:9092";
+    },
+  },
+  {
+    name: "no brokers (the embedded bus would write to the read-only root)",
+    rule: "event-bus",
+    message: /RECSYS_KAFKA_BROKERS is empty/,
+    seed: (rs) => {
+      data(rs, "recsys-bus").RECSYS_KAFKA_BROKERS = "";
+    },
+  },
+  {
+    name: "a Kafka client without the label the listener admits",
+    rule: "event-bus",
+    message:
+      /container "stream": the networkPolicyPeers of Kafka recsys's listener "plain" do not admit its pods/,
+    seed: (rs) => {
+      const template = (find(rs, "Deployment", "stream").spec as JsonObject).template as JsonObject;
+      delete ((template.metadata as JsonObject).labels as JsonObject)["recsys.io/kafka-client"];
+    },
+  },
+  {
+    name: "a Redis client the Redis NetworkPolicy does not admit",
+    rule: "event-bus",
+    message:
+      /container "gateway": no NetworkPolicy admits its pods to StatefulSet\/recsys\/redis on port 6379/,
+    seed: (rs) => {
+      const template = (find(rs, "Deployment", "gateway").spec as JsonObject).template as JsonObject;
+      delete ((template.metadata as JsonObject).labels as JsonObject)["recsys.io/redis-client"];
+    },
+  },
+  {
+    name: "a Redis URL with the wrong port",
+    rule: "event-bus",
+    message: /Service redis has no port 6380/,
+    seed: (rs) => {
+      data(rs, "recsys-user-state").RECSYS_REDIS_URL = "redis://redis.recsys.svc.cluster.local:6380";
+    },
+  },
+  {
+    name: "a spill dir on the read-only root",
+    rule: "event-bus",
+    message: /RECSYS_SPILL_DIR="var\/spill" is not under a writable volume mount/,
+    seed: (rs) => {
+      data(rs, "recsys-bus").RECSYS_SPILL_DIR = "var/spill";
+    },
+  },
+  {
+    name: "a replication factor above the brokers",
+    rule: "event-bus",
+    message: /RECSYS_KAFKA_REPLICATION_FACTOR=5 but Kafka recsys has 3 brokers/,
+    seed: (rs) => {
+      data(rs, "recsys-bus").RECSYS_KAFKA_REPLICATION_FACTOR = "5";
+    },
+  },
+  {
+    name: "a health-only port opened to callers",
+    rule: "funnel-network",
+    message: /port 50056 serves health only/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "metrics-from-prometheus").spec as JsonObject;
+      delete ((np.ingress as JsonObject[])[0] as JsonObject).ports;
+    },
+  },
+  {
+    name: "a schema violation",
+    rule: "schema",
+    message: /\/spec\/template\/spec\/containers\/0\/ports\/0\/containerPort must be integer/,
+    seed: (rs) => {
+      ((container(rs, "gateway").ports as JsonObject[])[0] as JsonObject).containerPort = "50051";
+    },
+  },
+];
+
+describe("seeded mistakes are caught", () => {
+  it("the unseeded render has no errors", async () => {
+    const findings = await checkResources(structuredClone(pristine), "prod", { services });
+    assert.deepEqual(errorsOf(findings), [], show(findings));
+  });
+
+  for (const mistake of MISTAKES) {
+    it(mistake.name, async () => {
+      const resources = structuredClone(pristine);
+      mistake.seed(resources);
+      const findings = errorsOf(await checkResources(resources, "prod", { services }));
+      assert.ok(
+        findings.some((f) => f.rule === mistake.rule && mistake.message.test(f.message)),
+        `expected a [${mistake.rule}] error matching ${mistake.message}, got:\n${show(findings)}`,
+      );
+    });
+  }
+});
+
+// ---- the CLI, on the real manifests and on a broken copy -------------------
+
+describe("node deploy/k8s-check/dist/cli.js", () => {
+  const cli = fileURLToPath(new URL("./cli.js", import.meta.url));
+  const tmp = mkdtempSync(join(tmpdir(), "k8s-check-cli-"));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", cwd: repo });
+
+  it("passes on the real manifests", () => {
+    const result = run();
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /passed/);
+  });
+
+  const broken: Array<[string, string, (text: string) => string, RegExp]> = [
+    [
+      "a probe removed from a file",
+      "base/funnel/rank.yaml",
+      (t) => t.replace(/ {10}readinessProbe:\n( {12}.*\n)+/, ""),
+      /error \[probes\] Deployment\/recsys(-dev)?\/rank: container "rank" has no readinessProbe/,
+    ],
+    [
+      "an unknown key in an env file",
+      "base/config/rerank.env",
+      (t) => `${t}RECSYS_RERANK_TYPO=1\n`,
+      /error \[config-keys\] .*RECSYS_RERANK_TYPO, which rerank does not read/,
+    ],
+    [
+      "a Service port pointing at a port the pods do not have",
+      "base/funnel/prerank.yaml",
+      (t) => t.replace("targetPort: grpc", "targetPort: grpcc"),
+      /error \[service-ports\] Service\/recsys(-dev)?\/prerank-headless: port grpc: targetPort grpcc/,
+    ],
+  ];
+  broken.forEach(([name, file, edit, expected], i) => {
+    it(`fails on ${name}`, () => {
+      const copy = join(tmp, String(i), "k8s");
+      cpSync(k8s, copy, { recursive: true });
+      const path = join(copy, file);
+      const before = readFileSync(path, "utf8");
+      const after = edit(before);
+      assert.notEqual(after, before, "the seed changed the file");
+      writeFileSync(path, after);
+      const result = run("--k8s", copy);
+      assert.equal(result.status, 1, result.stdout + result.stderr);
+      assert.match(result.stdout, expected);
+      assert.match(result.stdout, /FAILED/);
+    });
+  });
+
+  it("lists its rules", () => {
+    const result = run("--rules");
+    assert.equal(result.status, 0);
+    for (const id of ["probes", "config-keys", "service-ports", "hpa-pdb"])
+      assert.match(result.stdout, new RegExp(`^${id} `, "m"));
+  });
+
+  it("prints a rendered overlay", () => {
+    const result = run("--print", "dev");
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /namespace: recsys-dev/);
+    assert.match(
+      result.stdout,
+      /^apiVersion: v1\nkind: Namespace\n/,
+      "the Namespace comes first, for kubectl apply -f -",
+    );
+    assert.match(result.stdout, /- --appendonly\n\s+- "yes"\n/, "YAML 1.1 booleans stay quoted strings");
+  });
+});
