@@ -1,0 +1,61 @@
+/**
+ * npm run bench:recall — the recall stage over gRPC, one request in flight:
+ * the kuaiformer channel alone at 4 interests x 250 (quota 1000), and the
+ * full default channel mix, for real MovieLens users. Starts its own stack.
+ *
+ *   node services/recall/dist/eval/latency-cli.js [--requests 500] [--store var/models]
+ */
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { LocalStack } from "@recsys/local";
+import { createClient, EventType, encodeUser, groupByUser, loadInteractions } from "@recsys/shared";
+import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: "string", default: "500" },
+    store: { type: "string", default: "var/models" },
+    data: { type: "string", default: "data/ml-latest-small" },
+    "base-port": { type: "string", default: "57151" },
+  },
+});
+const rootDir = resolve(".");
+const users = [...groupByUser(await loadInteractions(values.data)).entries()];
+const stack = await LocalStack.start({
+  rootDir,
+  basePort: Number(values["base-port"]),
+  modelStore: resolve(values.store),
+  dataDir: resolve(values.data),
+  logDir: join(rootDir, "var", "log", "bench-recall"),
+});
+const client = createClient(RecallService, stack.target("recall"));
+const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+try {
+  for (const [name, quotas] of [
+    ["kuaiformer 4x250 only", { kuaiformer: 1000, swing: 0, popular: 0, fresh: 0, query: 0 }],
+    ["default channel mix", {}],
+  ] as const) {
+    const latencies: number[] = [];
+    const counts: number[] = [];
+    const n = Number(values.requests);
+    for (let i = 0; i < n + 50; i++) {
+      const [userId, rows] = users[(i * 7919) % users.length]!;
+      const history = rows.slice(-256).map((r) => ({ itemId: r.itemId, timestampMs: r.timestampMs, type: EventType.RATING, value: r.rating }));
+      const user = encodeUser({ userId, known: true, blockedItemIds: [], earlierSeenItemIds: [], history });
+      const t0 = performance.now();
+      const res = await client.recall({ user, maxCandidates: 1500, channelQuotas: quotas }, { timeoutMs: 1_000 });
+      const ms = performance.now() - t0;
+      if (i >= 50) {
+        latencies.push(ms);
+        counts.push(res.candidates?.itemIds.split("\n").length ?? 0);
+      }
+    }
+    process.stdout.write(
+      `${name}: p50 ${quantile(latencies, 0.5).toFixed(2)} ms, p99 ${quantile(latencies, 0.99).toFixed(2)} ms, ` +
+        `max ${Math.max(...latencies).toFixed(2)} ms over ${latencies.length} requests; mean candidates ${(counts.reduce((a, b) => a + b, 0) / counts.length).toFixed(0)}\n`,
+    );
+  }
+} finally {
+  client.close();
+  await stack.stopAll();
+}
