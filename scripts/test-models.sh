@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the model store the end-to-end tests use (var/test-models): the
-# quick training profile of the sequence recall models and the Swing
-# neighbours. Skips what is already there.
+# quick training profile of the sequence recall models, the Swing
+# neighbours and the item content embeddings. Skips what is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -13,4 +13,26 @@ fi
 if [ ! -s "$store/kuaiformer/CURRENT" ] || [ ! -s "$store/sasrec/CURRENT" ]; then
   echo "[test-models] training the quick profile into $store" >&2
   bash scripts/train.sh --profile quick --model all --data "$data" --store "$store"
+fi
+# Content embeddings depend on the dataset and the encoder only: reuse the
+# main store's version when it was made from the same dataset (a copy, so the
+# two stores stay independent); otherwise encode (~1 min on 2 cores).
+if [ ! -s "$store/content/CURRENT" ]; then
+  main_store="${RECSYS_MODEL_STORE:-var/models}"
+  if [ -s "$main_store/content/CURRENT" ] && node -e '
+    const fs = require("fs");
+    const [store, data] = process.argv.slice(1);
+    const v = fs.readFileSync(`${store}/content/CURRENT`, "utf8").trim();
+    const m = JSON.parse(fs.readFileSync(`${store}/content/${v}/manifest.json`, "utf8")).data ?? {};
+    const d = JSON.parse(fs.readFileSync(`${data}/manifest.json`, "utf8"));
+    process.exit(m.name === d.name && m.num_items === d.num_items ? 0 : 1);
+  ' "$main_store" "$data"; then
+    version="$(cat "$main_store/content/CURRENT")"
+    echo "[test-models] copying content embeddings $version from $main_store" >&2
+    mkdir -p "$store/content"
+    cp -r "$main_store/content/$version" "$store/content/"
+    printf '%s\n' "$version" > "$store/content/CURRENT.tmp" && mv "$store/content/CURRENT.tmp" "$store/content/CURRENT"
+  else
+    bash scripts/content-embeddings.sh --data "$data" --store "$store"
+  fi
 fi

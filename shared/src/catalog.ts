@@ -24,6 +24,9 @@ export class ItemCatalog {
   readonly globalMeanRating: number;
   /** Latest interaction time in the data: "now" for historical datasets. */
   readonly latestMs: number;
+  /** Creation time (wall clock, ms) of items added or replaced through the catalog service. */
+  private readonly createdMs = new Map<string, number>();
+  private coldStartPopularityCache: number | undefined;
 
   constructor(items: readonly ItemRecord[], interactions: readonly Interaction[]) {
     const genreSet = new Set<string>();
@@ -57,6 +60,40 @@ export class ItemCatalog {
     return this.items.size;
   }
 
+  /**
+   * Adds or replaces an item (an ItemUpdate from the catalog service), so the
+   * genre vectors, titles and ages every stage reads see it. `createdAtMs` is
+   * the item's wall-clock creation time; 0 keeps what was known (a dataset
+   * item keeps its dataset age). Genres outside the vocabulary fixed at load
+   * time keep their names (genre caps use them) but add nothing to genre
+   * vectors. Returns true when the item is new to this catalogue.
+   */
+  upsert(item: ItemRecord, createdAtMs = 0): boolean {
+    const added = !this.items.has(item.itemId);
+    this.items.set(item.itemId, item);
+    this.genreVectors.delete(item.itemId);
+    if (createdAtMs > 0) this.createdMs.set(item.itemId, createdAtMs);
+    return added;
+  }
+
+  /** Wall-clock creation time of an item added through the catalog service, if known. */
+  createdAtMs(itemId: string): number | undefined {
+    return this.createdMs.get(itemId);
+  }
+
+  /**
+   * Age of an item, ms: for items the catalog service created, wall-clock
+   * now − created_at; for dataset items, the dataset's "now" (latestMs) minus
+   * their first interaction (a historical dataset has no creation times).
+   * Undefined when neither is known.
+   */
+  ageMs(itemId: string, wallNowMs = Date.now()): number | undefined {
+    const created = this.createdMs.get(itemId);
+    if (created !== undefined) return Math.max(0, wallNowMs - created);
+    const s = this.stats.get(itemId);
+    return s ? Math.max(0, this.latestMs - s.firstSeenMs) : undefined;
+  }
+
   has(itemId: string): boolean {
     return this.items.has(itemId);
   }
@@ -70,11 +107,9 @@ export class ItemCatalog {
     const cached = this.genreVectors.get(itemId);
     if (cached) return cached;
     const v = new Float32Array(this.genres.length);
-    const genres = this.items.get(itemId)?.genres ?? [];
-    for (const g of genres) {
-      const i = this.genreIndex.get(g);
-      if (i !== undefined) v[i] = 1 / Math.sqrt(genres.length);
-    }
+    // Genres outside the vocabulary (a catalog item's new genre) neither count nor dilute.
+    const known = (this.items.get(itemId)?.genres ?? []).filter((g) => this.genreIndex.has(g));
+    for (const g of known) v[this.genreIndex.get(g)!] = 1 / Math.sqrt(known.length);
     this.genreVectors.set(itemId, v);
     return v;
   }
@@ -83,10 +118,24 @@ export class ItemCatalog {
     return this.genreIndex.get(genre);
   }
 
-  /** log-scaled popularity in [0, 1]. */
+  /**
+   * log-scaled popularity in [0, 1]. An item the catalog service added that
+   * has no interactions yet gets the median item's popularity: no evidence
+   * is not evidence of unpopularity, and 0 would bury every new item.
+   */
   popularityPrior(itemId: string): number {
-    const count = this.stats.get(itemId)?.count ?? 0;
-    return this.maxCount > 0 ? Math.log1p(count) / Math.log1p(this.maxCount) : 0;
+    const count = this.stats.get(itemId)?.count;
+    if (count === undefined && this.createdMs.has(itemId)) return this.coldStartPopularity();
+    return this.maxCount > 0 ? Math.log1p(count ?? 0) / Math.log1p(this.maxCount) : 0;
+  }
+
+  private coldStartPopularity(): number {
+    if (this.coldStartPopularityCache === undefined) {
+      const counts = [...this.stats.values()].map((s) => s.count).sort((a, b) => a - b);
+      const median = counts[Math.floor(counts.length / 2)] ?? 0;
+      this.coldStartPopularityCache = this.maxCount > 0 ? Math.log1p(median) / Math.log1p(this.maxCount) : 0;
+    }
+    return this.coldStartPopularityCache;
   }
 
   /** Mean rating shrunk towards the global mean with `priorWeight` pseudo-ratings. */

@@ -35,6 +35,8 @@ export interface Runtime<C> {
   /** Binds the gRPC and metrics ports. Health answers NOT_SERVING until `ready()`. */
   start(address: string): Promise<number>;
   ready(): void;
+  /** Back to NOT_SERVING (a dependency failed at run time); `ready()` again once it recovers. */
+  notReady(reason: string): void;
   isReady(): boolean;
   /** Throws UNAVAILABLE while the service is still loading. */
   requireReady(): void;
@@ -107,6 +109,12 @@ export function createRuntime<S extends EnvSpec>(
       isReady = true;
       server.setServing(true);
       logger.info("ready: health SERVING");
+    },
+    notReady(reason) {
+      if (!isReady) return;
+      isReady = false;
+      server.setServing(false);
+      logger.warn({ reason }, "not ready: health NOT_SERVING");
     },
     isReady: () => isReady,
     requireReady() {

@@ -1,6 +1,7 @@
 /**
- * Starts the funnel's processes on one machine: the four stage services
- * first, then the gateway, each waited on until grpc.health.v1 says SERVING.
+ * Starts the funnel's processes on one machine: the four stage services and
+ * the catalog service first, then the gateway, each waited on until
+ * grpc.health.v1 says SERVING.
  * Used by `npm start`, the end-to-end tests and the benchmarks, so all three
  * run exactly the same processes.
  *
@@ -16,13 +17,13 @@ import { join, resolve } from "node:path";
 import { checkHealth } from "./health.js";
 
 export const STAGES = ["recall", "prerank", "rank", "rerank"] as const;
-export const SERVICES = [...STAGES, "gateway", "stream"] as const;
+export const SERVICES = [...STAGES, "gateway", "stream", "catalog"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export interface StackOptions {
   /** Repository root (holds services/). */
   readonly rootDir: string;
-  /** Gateway port; stages use the next four ports, metrics base+100... */
+  /** Gateway port; stages use the next four ports, stream +5, catalog +6, metrics base+100... */
   readonly basePort?: number;
   readonly dataDir?: string;
   readonly modelStore?: string;
@@ -42,6 +43,8 @@ export interface StackOptions {
   readonly redisUrl?: string;
   /** Prefix of topic names and consumer groups, and of Redis keys (isolates runs that share a broker). */
   readonly namespace?: string;
+  /** Run the catalog service (item upserts; needs the text encoder). Default true. */
+  readonly catalog?: boolean;
 }
 
 interface Running {
@@ -68,7 +71,9 @@ export class LocalStack {
     const stack = new LocalStack(options);
     try {
       if (stack.full) await stack.startService("stream");
-      await Promise.all(STAGES.map((s) => stack.startService(s)));
+      await Promise.all(
+        [...STAGES, ...(stack.withCatalog ? (["catalog"] as const) : [])].map((s) => stack.startService(s)),
+      );
       await stack.startService("gateway");
     } catch (err) {
       await stack.stopAll();
@@ -81,14 +86,19 @@ export class LocalStack {
     return this.options.mode === "full";
   }
 
+  get withCatalog(): boolean {
+    return this.options.catalog ?? true;
+  }
+
   /** The services this stack runs. */
   get services(): ServiceName[] {
-    return this.full ? [...SERVICES] : SERVICES.filter((s) => s !== "stream");
+    return SERVICES.filter((s) => (s !== "stream" || this.full) && (s !== "catalog" || this.withCatalog));
   }
 
   port(service: ServiceName): number {
     if (service === "gateway") return this.basePort;
     if (service === "stream") return this.basePort + 5;
+    if (service === "catalog") return this.basePort + 6;
     return this.basePort + 1 + STAGES.indexOf(service);
   }
 
@@ -127,6 +137,8 @@ export class LocalStack {
       RECSYS_BUS_TOPIC_PREFIX: ns,
       RECSYS_REDIS_PREFIX: `${ns || "recsys:"}`,
       RECSYS_STREAM_ADDR: this.target("stream"),
+      RECSYS_CATALOG_ADDR: this.target("catalog"),
+      RECSYS_CATALOG_STORE_DIR: join(state, "catalog"),
       RECSYS_KAFKA_BROKERS: this.full ? o.kafkaBrokers! : "",
       RECSYS_REDIS_URL: this.full ? o.redisUrl! : "",
     };
@@ -206,7 +218,7 @@ export class LocalStack {
   async stopAll(): Promise<void> {
     // Gateway first so it stops sending traffic, then the stages, then the stream.
     await this.stopService("gateway");
-    await Promise.all(STAGES.map((s) => this.stopService(s)));
+    await Promise.all([...STAGES, "catalog" as const].map((s) => this.stopService(s)));
     await this.stopService("stream");
   }
 

@@ -26,10 +26,13 @@ const seconds = ((performance.now() - started) / 1000).toFixed(1);
 process.stdout.write(
   `\nThe funnel is up (${seconds}s). Gateway: ${stack.gatewayTarget}  (recsys.recommend.v1.RecommendService)\n` +
     `  stages: recall ${stack.target("recall")}, prerank ${stack.target("prerank")}, rank ${stack.target("rank")}, rerank ${stack.target("rerank")}\n` +
+    `  catalog: ${stack.target("catalog")}  (recsys.catalog.v1.CatalogService: item upserts)\n` +
     `  events: ${full ? `Kafka ${process.env.RECSYS_KAFKA_BROKERS}, Redis ${process.env.RECSYS_REDIS_URL}, stream ${stack.target("stream")}` : `embedded bus in ${stack.stateDir}/bus (stream processor inside the gateway)`}\n` +
     `  metrics: ${stack.services.map((s) => `${s} :${stack.metricsPort(s)}`).join(", ")} (GET /metrics)\n` +
     `  logs: ${stack.logDir}\n\n` +
-    `Try:  npm run recommend -- --user 1\n      npm run recommend -- --user 42 --count 5\n\nCtrl-C stops everything.\n`,
+    `Try:  npm run recommend -- --user 1\n      npm run recommend -- --user 42 --count 5\n` +
+    `      npm run recommend -- --user 42 --query "space adventure"\n` +
+    `      npm run upsert -- --id my-film --title "The Toy Kingdom" --genres Animation,Children\n\nCtrl-C stops everything.\n`,
 );
 
 let stopping = false;

@@ -86,7 +86,7 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     for (const item of res.items) {
       assert.ok(
         item.channels.length > 0 &&
-          item.channels.every((c) => ["kuaiformer", "swing", "popular"].includes(c)),
+          item.channels.every((c) => ["kuaiformer", "swing", "fresh", "popular"].includes(c)),
       );
       assert.ok(item.reason.length > 0);
       assert.ok(Number.isFinite(item.score));
@@ -221,7 +221,7 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     // Restarted stages are used again.
     await Promise.all([stack.startService("rank"), stack.startService("recall")]);
     let healed = false;
-    for (let i = 0; i < 20 && !healed; i++) {
+    for (let i = 0; i < 60 && !healed; i++) {
       const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 2_000 });
       healed = !res.degradations.some((d) => d.endsWith("_fallback"));
       if (!healed) await new Promise((r) => setTimeout(r, 250));

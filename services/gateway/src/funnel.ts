@@ -3,7 +3,7 @@
  * candidate counts, the recall channels and quotas, fusion weights, the
  * fallback chain, and the experiment that may override any of it.
  *
- *   gateway -> recall (~1,100) -> prerank (300) -> rank (300) -> rerank (count) -> response
+ *   gateway -> recall (~1,200; ~1,500 with a query) -> prerank (300) -> rank (300) -> rerank (count) -> response
  *                                                                      └─ popular items if all else fails
  */
 import { createHash } from "node:crypto";
@@ -36,7 +36,12 @@ export interface FunnelDefinition {
 export const homeFeed: FunnelDefinition = {
   id: "home_feed",
   totalBudgetMs: 100,
-  recall: { budgetMs: 25, maxCandidates: 1500, channels: { kuaiformer: 1000, swing: 300, popular: 200 } },
+  recall: {
+    budgetMs: 25,
+    maxCandidates: 2000,
+    // fresh: new items near the user's content profile (cold start); query: only when the request has a query.
+    channels: { kuaiformer: 1000, swing: 300, fresh: 100, query: 300, popular: 200 },
+  },
   // Budgets: DESIGN.md's defaults, except prerank 10 -> 15 ms and rerank 5 -> 10 ms:
   // one gRPC hop with a few hundred candidates costs ~3 ms of serialisation
   // and transport on Node (docs/architecture.md), which left rerank ~1 ms of compute.

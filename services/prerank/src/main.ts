@@ -8,8 +8,10 @@ import {
   requireMaxLength,
   requireUser,
 } from "@recsys/shared";
+import { followItemsIntoCatalog } from "@recsys/shared/bus";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { prerankConfigSpec } from "./config.js";
+import { keepWithReserves } from "./reserve.js";
 import { GenreAffinityPrerankScorer } from "./scorer.js";
 
 const rt = createRuntime("prerank", prerankConfigSpec);
@@ -29,7 +31,8 @@ rt.server.add(PrerankService, {
     const stage = { requestId: ctx.requestId, user, scene: "", query: "", deadline: ctx.deadline };
     const scored = scorer!.score(stage, candidates);
     scored.sort(byScoreDesc);
-    return { candidates: encodeCandidates(scored.slice(0, keep)), modelVersion: scorer!.version };
+    const kept = keepWithReserves(scored, keep, cfg.RECSYS_PRERANK_RESERVED);
+    return { candidates: encodeCandidates(kept), modelVersion: scorer!.version };
   },
 });
 
@@ -37,4 +40,13 @@ await rt.start(cfg.RECSYS_PRERANK_ADDR);
 const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
 scorer = new GenreAffinityPrerankScorer(catalog);
 rt.metrics.setModelVersion("prerank", scorer.version);
+const itemFeed = await followItemsIntoCatalog({
+  service: "prerank",
+  cfg,
+  logger: rt.logger,
+  metrics: rt.metrics,
+  catalog,
+});
+rt.onShutdown(() => itemFeed.stop());
+await itemFeed.waitCaughtUp(10_000);
 rt.ready();

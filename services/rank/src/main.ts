@@ -6,6 +6,7 @@ import {
   requireMaxLength,
   requireUser,
 } from "@recsys/shared";
+import { followItemsIntoCatalog } from "@recsys/shared/bus";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import { rankConfigSpec } from "./config.js";
 import { GenreAffinityRankScorer } from "./scorer.js";
@@ -30,4 +31,13 @@ await rt.start(cfg.RECSYS_RANK_ADDR);
 const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
 scorer = new GenreAffinityRankScorer(catalog);
 rt.metrics.setModelVersion("rank", scorer.version);
+const itemFeed = await followItemsIntoCatalog({
+  service: "rank",
+  cfg,
+  logger: rt.logger,
+  metrics: rt.metrics,
+  catalog,
+});
+rt.onShutdown(() => itemFeed.stop());
+await itemFeed.waitCaughtUp(10_000);
 rt.ready();

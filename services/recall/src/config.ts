@@ -1,12 +1,15 @@
-import { env } from "@recsys/shared";
+import { DEFAULT_ENCODER_DIR, env } from "@recsys/shared";
+import { itemFeedConfigSpec } from "@recsys/shared/bus";
 
 /** Environment variables read by the recall service (besides the common ones). */
 export const recallConfigSpec = {
+  /** The items topic (catalog ItemUpdates grow the content index). */
+  ...itemFeedConfigSpec,
   RECSYS_RECALL_ADDR: env.str("127.0.0.1:50052"),
   /** Overall cap on candidates returned. */
-  RECSYS_RECALL_MAX_CANDIDATES: env.int(1500, 1, 20_000),
+  RECSYS_RECALL_MAX_CANDIDATES: env.int(2000, 1, 20_000),
   /** Default quota per channel, "channel=quota,...". */
-  RECSYS_RECALL_QUOTAS: env.numberMap("kuaiformer=1000,swing=300,popular=200"),
+  RECSYS_RECALL_QUOTAS: env.numberMap("kuaiformer=1000,swing=300,fresh=100,query=300,popular=200"),
   /** Sequence recall models to serve as channels (model store names), e.g. "kuaiformer,sasrec". */
   RECSYS_SEQUENCE_MODELS: env.str("kuaiformer"),
   /** ONNX worker threads for the sequence encoders. */
@@ -21,4 +24,21 @@ export const recallConfigSpec = {
   RECSYS_POPULAR_HALF_LIFE_DAYS: env.num(60, 0.01),
   /** Recent history items used as swing seeds. */
   RECSYS_SWING_SEEDS: env.int(30, 1, 1000),
+  /** The pretrained text encoder for the query channel (scripts/fetch-encoder.sh). */
+  RECSYS_ENCODER_DIR: env.str(DEFAULT_ENCODER_DIR),
+  /** Content index HNSW: links per node, construction breadth, search breadth. */
+  RECSYS_CONTENT_HNSW_M: env.int(16, 4, 128),
+  RECSYS_CONTENT_HNSW_EF_CONSTRUCTION: env.int(100, 10, 2_000),
+  RECSYS_CONTENT_HNSW_EF: env.int(200, 10, 10_000),
+  /** Where the content graph built for a `content` version is kept for the next start ("" = nowhere). */
+  RECSYS_CONTENT_GRAPH_CACHE_DIR: env.str("var/cache/recall"),
+  /** fresh: an item is new for this many days (catalog items: since created_at; dataset items: see docs). */
+  RECSYS_FRESH_MAX_AGE_DAYS: env.num(30, 0.001, 36_500),
+  /** fresh and query: recent positive items whose content vectors make the user's profile. */
+  RECSYS_CONTENT_PROFILE_SEEDS: env.int(20, 1, 1_000),
+  /** query: weight of the user's profile in (1 − w)·cos(query, item) + w·cos(profile, item). */
+  RECSYS_QUERY_PERSONALISATION_WEIGHT: env.num(0.3, 0, 1),
+  /** query: an item matches when cos(query, item) ≥ max(MIN, RELATIVE × the best match's cos). */
+  RECSYS_QUERY_MIN_SIMILARITY: env.num(0.3, -1, 1),
+  RECSYS_QUERY_RELATIVE_SIMILARITY: env.num(0.8, 0, 1),
 };

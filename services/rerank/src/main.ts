@@ -8,6 +8,7 @@ import {
   requireMaxLength,
   requireUser,
 } from "@recsys/shared";
+import { followItemsIntoCatalog } from "@recsys/shared/bus";
 import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
 import { rerankConfigSpec } from "./config.js";
 import { RerankPolicy } from "./policy.js";
@@ -46,8 +47,18 @@ policy = new RerankPolicy(
     mmrLambda: cfg.RECSYS_RERANK_MMR_LAMBDA,
     mmrPool: cfg.RECSYS_RERANK_MMR_POOL,
     genreCapFraction: cfg.RECSYS_RERANK_GENRE_CAP,
+    freshSlots: cfg.RECSYS_RERANK_FRESH_SLOTS,
   },
   rt.metrics,
 );
 rt.metrics.setModelVersion("rerank", policy.version);
+const itemFeed = await followItemsIntoCatalog({
+  service: "rerank",
+  cfg,
+  logger: rt.logger,
+  metrics: rt.metrics,
+  catalog,
+});
+rt.onShutdown(() => itemFeed.stop());
+await itemFeed.waitCaughtUp(10_000);
 rt.ready();

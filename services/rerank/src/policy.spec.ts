@@ -115,4 +115,54 @@ describe("RerankPolicy", () => {
     });
     assert.equal(policy.run(ctx, candidates().slice(0, 3), 10, [], {}).length, 2);
   });
+
+  it("fresh slots: new items recalled by `fresh` get places in the list, at its end", () => {
+    const policy = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 1,
+      mmrPool: 100,
+      genreCapFraction: 1,
+      freshSlots: 2,
+    });
+    const input = [
+      ...candidates(),
+      newCandidate("f1", { taskScores: { click: 0.1 }, channels: ["fresh"], reasonIndex: 0 }),
+      newCandidate("f2", { taskScores: { click: 0.05 }, channels: ["fresh"] }),
+    ];
+    const out = policy.run(ctx, input, 5, [], {});
+    assert.deepEqual(
+      out.map((c) => c.itemId),
+      ["a0", "a1", "a2", "f1", "f2"],
+    );
+    assert.equal(out[3]!.reason, "new, similar to Seen");
+    assert.equal(out[4]!.reason, "new and similar to what you watch");
+    const none = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 1,
+      mmrPool: 100,
+      genreCapFraction: 1,
+    });
+    assert.ok(!none.run(ctx, input, 5, [], {}).some((c) => c.channels.includes("fresh")));
+  });
+
+  it("with a query, query matches come first, the genre cap is off, and the reason names the query", () => {
+    const policy = new RerankPolicy(catalog, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 1,
+      mmrPool: 100,
+      genreCapFraction: 0.2,
+    });
+    const input = candidates().map((c) =>
+      c.itemId.startsWith("c") ? { ...c, channels: [...c.channels, "query"] } : c,
+    );
+    const withQuery = { ...ctx, query: "funny films" };
+    const out = policy.run(withQuery, input, 6, [], {});
+    assert.deepEqual(
+      out.map((c) => c.itemId),
+      ["c0", "c1", "c2", "c3", "a0", "a1"],
+    );
+    assert.equal(out[0]!.reason, 'matches your query "funny films"');
+    const noQuery = policy.run(ctx, input, 6, [], {});
+    assert.equal(noQuery[0]!.itemId, "a0", "without a query the query channel gets no precedence");
+  });
 });

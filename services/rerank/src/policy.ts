@@ -1,6 +1,8 @@
 /**
  * The rerank policy, in order: filters (duplicates, seen, blocked, excluded),
- * weighted fusion of task scores, MMR diversity, per-genre cap, reasons.
+ * weighted fusion of task scores, MMR diversity, per-genre cap (not with a
+ * query: the query says which genre the user wants), fresh-item slots,
+ * query matches first (with a query), reasons.
  */
 import {
   blockedItemsFilter,
@@ -15,8 +17,10 @@ import {
   seenItemsFilter,
 } from "@recsys/shared";
 import {
+  freshSlotsSelector,
   genreCapSelector,
   mmrSelector,
+  queryFirstSelector,
   reasonFor,
   userProfile,
   weightedFusionSelector,
@@ -27,6 +31,8 @@ export interface RerankPolicyConfig {
   readonly mmrLambda: number;
   readonly mmrPool: number;
   readonly genreCapFraction: number;
+  /** Positions of the list kept for new items of the `fresh` channel. */
+  readonly freshSlots?: number;
 }
 
 export class RerankPolicy {
@@ -37,7 +43,7 @@ export class RerankPolicy {
     private readonly config: RerankPolicyConfig,
     private readonly metrics?: Metrics,
   ) {
-    this.version = `mmr${config.mmrLambda}-cap${config.genreCapFraction}`;
+    this.version = `mmr${config.mmrLambda}-cap${config.genreCapFraction}-fresh${config.freshSlots ?? 0}`;
   }
 
   run(
@@ -59,10 +65,13 @@ export class RerankPolicy {
       candidates,
       (id, n) => this.metrics?.filtered.inc({ filter: id }, n),
     );
+    const hasQuery = ctx.query.trim().length > 0;
     const selectors: Selector[] = [
       weightedFusionSelector(Object.keys(weights).length > 0 ? weights : this.config.defaultWeights),
       mmrSelector(this.catalog, this.config.mmrLambda, this.config.mmrPool),
-      genreCapSelector(this.catalog, this.config.genreCapFraction),
+      ...(hasQuery ? [] : [genreCapSelector(this.catalog, this.config.genreCapFraction)]),
+      freshSlotsSelector(this.config.freshSlots ?? 0),
+      queryFirstSelector,
     ];
     let list = filtered;
     for (const s of selectors) list = s.select(ctx, list, count);

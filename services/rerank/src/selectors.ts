@@ -100,6 +100,53 @@ export function genreCapSelector(catalog: ItemCatalog, fraction: number): Select
   };
 }
 
+/**
+ * Exploration slots for new items: when the first `count` positions hold
+ * fewer than `slots` candidates of the `fresh` channel, the best remaining
+ * fresh candidates take the places of the lowest non-fresh ones there. The
+ * interim rank scores lean on popularity and past interactions, which a new
+ * item does not have yet; without slots it would rarely be shown, and so
+ * never collect the interactions that would rank it.
+ */
+export function freshSlotsSelector(slots: number): Selector {
+  const isFresh = (c: Candidate) => c.channels.includes("fresh");
+  return {
+    id: "fresh_slots",
+    select(_ctx, candidates, count) {
+      const head = candidates.slice(0, count);
+      const missing = slots - head.filter(isFresh).length;
+      if (missing <= 0) return candidates;
+      const promoted = candidates.slice(count).filter(isFresh).slice(0, missing);
+      if (promoted.length === 0) return candidates;
+      // The last non-fresh places of the head, in list order; the best fresh item takes the first.
+      const places: number[] = [];
+      for (let k = head.length - 1; k >= 0 && places.length < promoted.length; k--)
+        if (!isFresh(head[k]!)) places.unshift(k);
+      const demoted = places.map((k) => head[k]!);
+      for (const [n, k] of places.entries()) head[k] = promoted[n]!;
+      const moved = new Set(promoted.slice(0, places.length));
+      const rest = candidates.slice(count).filter((c) => !moved.has(c));
+      return [...head, ...demoted, ...rest];
+    },
+  };
+}
+
+/**
+ * With a free-text query, the candidates of the `query` channel (items whose
+ * content matches the query, blended with the user's interests in recall)
+ * come first, in their current order; the others follow.
+ */
+export const queryFirstSelector: Selector = {
+  id: "query_first",
+  select(ctx, candidates) {
+    if (!ctx.query.trim()) return candidates;
+    const matches = candidates.filter((c) => c.channels.includes("query"));
+    return matches.length === 0
+      ? candidates
+      : [...matches, ...candidates.filter((c) => !c.channels.includes("query"))];
+  },
+};
+
 /** Fills `reason` from the candidate's provenance. */
 export function reasonFor(
   catalog: ItemCatalog,
@@ -109,7 +156,10 @@ export function reasonFor(
 ): string {
   if (c.channels.includes("query") && ctx.query) return `matches your query "${ctx.query}"`;
   const seed = c.reasonIndex >= 0 ? ctx.user.history[c.reasonIndex]?.itemId : undefined;
-  if (seed && catalog.has(seed)) return `because you watched ${catalog.title(seed)}`;
+  const known = seed !== undefined && catalog.has(seed);
+  if (c.channels.length === 1 && c.channels[0] === "fresh")
+    return known ? `new, similar to ${catalog.title(seed)}` : "new and similar to what you watch";
+  if (known) return `because you watched ${catalog.title(seed)}`;
   if (c.channels.includes("fresh")) return "new and similar to what you watch";
   if (c.channels.includes("popular") && c.channels.length === 1) return "trending";
   const genre = profile ? topGenre(catalog, profile) : undefined;

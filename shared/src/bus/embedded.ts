@@ -68,7 +68,7 @@ export class EmbeddedBus implements EventBus {
   log(topic: string): Promise<EmbeddedLog> {
     let log = this.logs.get(topic);
     if (!log) {
-      log = EmbeddedLog.open(join(this.options.dir, "topics", safeName(topic)), this.options);
+      log = EmbeddedLog.open(topicDir(this.options.dir, topic), this.options);
       this.logs.set(topic, log);
     }
     return log;
@@ -229,6 +229,11 @@ function readPositions(path: string): Record<string, number> {
   } catch {
     return {};
   }
+}
+
+/** Directory of `topic`'s log inside an embedded bus directory. */
+export function topicDir(busDir: string, topic: string): string {
+  return join(busDir, "topics", safeName(topic));
 }
 
 function safeName(name: string): string {

@@ -43,10 +43,11 @@ export interface LogOptions {
   readonly fsyncIntervalMs?: number;
 }
 
-const HEADER_BYTES = 8;
+/** Bytes before each frame's payload (length and crc32); exported for read-only tails (tail.ts). */
+export const HEADER_BYTES = 8;
 const FIXED_PAYLOAD_BYTES = 10;
-const MAX_FRAME_BYTES = 64 * 1024 * 1024;
-const SEGMENT_SUFFIX = ".log";
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+export const SEGMENT_SUFFIX = ".log";
 
 interface Segment {
   readonly base: number;
@@ -317,7 +318,8 @@ function encodeFrame(record: LogRecord): Buffer {
   return frame;
 }
 
-function decodeFrame(buf: Buffer, pos: number, offset: number): StoredRecord | undefined {
+/** The frame at `pos` of `buf`, whose log offset is `offset`; undefined when torn or corrupt. */
+export function decodeFrame(buf: Buffer, pos: number, offset: number): StoredRecord | undefined {
   const payloadLength = buf.readUInt32LE(pos);
   if (payloadLength < FIXED_PAYLOAD_BYTES || pos + HEADER_BYTES + payloadLength > buf.length)
     return undefined;

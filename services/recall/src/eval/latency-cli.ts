@@ -29,7 +29,8 @@ const stack = await LocalStack.start({
   logDir: join(rootDir, "var", "log", "bench-recall"),
 });
 const client = createClient(RecallService, stack.target("recall"));
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+const quantile = (xs: number[], q: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 try {
   for (const [name, quotas] of [
     ["kuaiformer 4x250 only", { kuaiformer: 1000, swing: 0, popular: 0, fresh: 0, query: 0 }],
@@ -40,10 +41,18 @@ try {
     const n = Number(values.requests);
     for (let i = 0; i < n + 50; i++) {
       const [userId, rows] = users[(i * 7919) % users.length]!;
-      const history = rows.slice(-256).map((r) => ({ itemId: r.itemId, timestampMs: r.timestampMs, type: EventType.RATING, value: r.rating }));
+      const history = rows.slice(-256).map((r) => ({
+        itemId: r.itemId,
+        timestampMs: r.timestampMs,
+        type: EventType.RATING,
+        value: r.rating,
+      }));
       const user = encodeUser({ userId, known: true, blockedItemIds: [], earlierSeenItemIds: [], history });
       const t0 = performance.now();
-      const res = await client.recall({ user, maxCandidates: 1500, channelQuotas: quotas }, { timeoutMs: 1_000 });
+      const res = await client.recall(
+        { user, maxCandidates: 1500, channelQuotas: quotas },
+        { timeoutMs: 1_000 },
+      );
       const ms = performance.now() - t0;
       if (i >= 50) {
         latencies.push(ms);

@@ -241,11 +241,14 @@ export async function loadSequenceModel(
   // HNSW over the item embeddings (rows 0 and 1 are padding and OOV).
   const M = options.hnswM ?? 16;
   model.index.initIndex(Math.max(1, vocabSize - 2), M, options.efConstruction ?? 200, 100);
+  // Built in small slices that yield to the event loop: during a hot swap the
+  // service keeps answering with the old version while this one is built.
   const row = new Array<number>(D);
   for (let i = 2; i < vocabSize; i++) {
     if (!itemIds[i]) continue;
     for (let d = 0; d < D; d++) row[d] = embeddings[i * D + d]!;
     model.index.addPoint(row, i);
+    if (i % 32 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   model.index.setEf(options.efSearch ?? 200);
   return model;

@@ -1,0 +1,189 @@
+/**
+ * The items topic from a consumer's side: every service that keeps item
+ * tables (recall's content index, the ItemCatalog of prerank, rank and
+ * rerank) follows ItemUpdate records published by the catalog service.
+ *
+ * Consumers keep what they learn in memory, so they replay the whole topic
+ * at each start (no committed positions) and then follow it live; an update
+ * replaces the item, so replays and at-least-once duplicates are harmless.
+ *
+ * - Kafka: a consumer group of this process only (`<prefix><service>-items-<host>-<pid>`),
+ *   from the beginning, never committing. Production needs the items topic
+ *   compacted (cleanup.policy=compact), so the replay is every item's latest
+ *   version however old.
+ * - Embedded bus: the catalog process owns the items log, in its own bus
+ *   directory `<RECSYS_BUS_DIR>/catalog` (an embedded bus directory belongs
+ *   to one process). Other processes read that log through a read-only
+ *   EmbeddedLogTail, polled every RECSYS_ITEMS_POLL_MS.
+ */
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { fromBinary } from "@bufbuild/protobuf";
+import type { ItemCatalog } from "../catalog.js";
+import { type ConfigOf, env } from "../config.js";
+import type { ItemRecord } from "../data/dataset.js";
+import type { ItemUpdate } from "../gen/recsys/events/v1/events_pb.js";
+import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
+import { type BusConfig, busConfigSpec, kafkaBrokers, openBus } from "./config.js";
+import { topicDir } from "./embedded.js";
+import { BusMetrics } from "./metrics.js";
+import { pause, type Subscription } from "./port.js";
+import { EmbeddedLogTail } from "./tail.js";
+import { TOPICS, TopicNames } from "./topics.js";
+
+/** Configuration of a service that follows the items topic. */
+export const itemFeedConfigSpec = {
+  ...busConfigSpec,
+  /** Embedded bus: how often the catalog's items log is checked for new records, ms. */
+  RECSYS_ITEMS_POLL_MS: env.int(200, 10, 60_000),
+};
+export type ItemFeedConfig = ConfigOf<typeof itemFeedConfigSpec>;
+
+/** The embedded bus directory the catalog service owns (its items log lives there). */
+export function catalogBusDir(cfg: Pick<BusConfig, "RECSYS_BUS_DIR">): string {
+  return join(cfg.RECSYS_BUS_DIR, "catalog");
+}
+
+export interface ItemFeedOptions {
+  readonly service: string;
+  readonly cfg: ItemFeedConfig;
+  readonly logger: Logger;
+  readonly metrics?: Metrics;
+  /** Updates in log order; a throw redelivers the batch (after a pause). */
+  handle(updates: readonly ItemUpdate[]): void | Promise<void>;
+}
+
+export interface ItemFeed {
+  /** "kafka" or the embedded log directory followed. */
+  readonly source: string;
+  caughtUp(): boolean;
+  waitCaughtUp(timeoutMs: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/** The parts of an ItemUpdate the item tables need. */
+export function itemRecordOf(update: ItemUpdate): { record: ItemRecord; createdAtMs: number } {
+  const item = update.item;
+  return {
+    record: {
+      itemId: item?.itemId ?? "",
+      title: item?.title ?? "",
+      genres: [...(item?.genres ?? [])],
+      year: item?.year ? item.year : undefined,
+    },
+    createdAtMs: Number(item?.createdAtMs ?? 0n),
+  };
+}
+
+export async function followItemUpdates(options: ItemFeedOptions): Promise<ItemFeed> {
+  const { cfg, logger } = options;
+  const topics = new TopicNames(cfg.RECSYS_BUS_TOPIC_PREFIX);
+  const topic = topics.of("items");
+  const groupId = `${cfg.RECSYS_BUS_TOPIC_PREFIX}${options.service}-items-${hostname()}-${process.pid}`;
+  const metrics = options.metrics ? BusMetrics.of(options.metrics) : undefined;
+  const handleRaw = async (values: readonly { value: Uint8Array }[]) => {
+    const updates = values.map((r) => fromBinary(TOPICS.items.schema, r.value));
+    await options.handle(updates);
+    metrics?.consumed(groupId, topic, updates.length);
+  };
+
+  if (kafkaBrokers(cfg).length > 0) {
+    if (!options.metrics) throw new Error("followItemUpdates on Kafka needs the service's metrics");
+    const { bus } = await openBus(options.service, cfg, logger, options.metrics);
+    let sub: Subscription;
+    try {
+      sub = await bus.subscribe({
+        groupId,
+        topics: [topic],
+        fromBeginning: true,
+        commit: false,
+        handle: (batch) => handleRaw(batch),
+      });
+    } catch (err) {
+      await bus.close();
+      throw err;
+    }
+    return {
+      source: "kafka",
+      caughtUp: () => sub.caughtUp(),
+      waitCaughtUp: (ms) => sub.waitCaughtUp(ms),
+      async stop() {
+        await sub.stop();
+        await bus.close();
+      },
+    };
+  }
+
+  const dir = topicDir(catalogBusDir(cfg), topic);
+  const tail = new EmbeddedLogTail(dir);
+  const abort = new AbortController();
+  let position = 0;
+  let caughtUp = false;
+  let failures = 0;
+  let waiters: Array<() => void> = [];
+  const loop = (async () => {
+    while (!abort.signal.aborted) {
+      let atEnd = true;
+      let progressed = 0;
+      try {
+        const read = await tail.read(position, 1024 * 1024);
+        if (read.skippedBytes > 0)
+          logger.warn(
+            { dir, skippedBytes: read.skippedBytes },
+            "items log: records deleted before they were read",
+          );
+        if (read.records.length > 0) await handleRaw(read.records);
+        progressed = read.next - position;
+        position = read.next;
+        atEnd = read.atEnd;
+        failures = 0;
+      } catch (err) {
+        failures++;
+        logger.error({ err, dir, position }, "items log: batch failed, retrying");
+        await pause(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), abort.signal);
+        continue;
+      }
+      if (atEnd && !caughtUp) {
+        caughtUp = true;
+        for (const w of waiters.splice(0)) w();
+      }
+      // At the end, or stopped at a frame the catalog is still writing: wait for more.
+      if (atEnd || progressed === 0) await pause(cfg.RECSYS_ITEMS_POLL_MS, abort.signal);
+    }
+  })();
+  return {
+    source: dir,
+    caughtUp: () => caughtUp,
+    async waitCaughtUp(ms) {
+      if (caughtUp) return true;
+      let done: () => void = () => {};
+      const reached = new Promise<void>((r) => {
+        done = r;
+        waiters.push(r);
+      });
+      await Promise.race([reached, pause(ms)]);
+      waiters = waiters.filter((w) => w !== done);
+      return caughtUp;
+    },
+    async stop() {
+      abort.abort();
+      await loop;
+    },
+  };
+}
+
+/** Follows the items topic into an ItemCatalog (titles, genres, ages of new and changed items). */
+export function followItemsIntoCatalog(
+  options: Omit<ItemFeedOptions, "handle"> & { readonly catalog: ItemCatalog },
+): Promise<ItemFeed> {
+  return followItemUpdates({
+    ...options,
+    handle(updates) {
+      for (const update of updates) {
+        const { record, createdAtMs } = itemRecordOf(update);
+        if (record.itemId) options.catalog.upsert(record, createdAtMs);
+      }
+    },
+  });
+}
