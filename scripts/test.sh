@@ -30,6 +30,9 @@ RECSYS_TEST_KAFKA_BROKERS="$(RECSYS_KAFKA_FRESH=1 bash scripts/kafka/start.sh)"
 RECSYS_TEST_REDIS_URL="$(bash scripts/redis/start.sh)"
 export RECSYS_TEST_KAFKA_BROKERS RECSYS_TEST_REDIS_URL
 
+echo "[test] Python trainer tests" >&2
+bash scripts/test-python.sh
+
 mapfile -t specs < <(find shared services deploy loadtest -path '*/node_modules' -prune -o -path '*/dist/*' -name '*.spec.js' -print | sort)
 echo "[test] ${#specs[@]} test files" >&2
 # One file at a time: the end-to-end files start five processes each on 2 cores.

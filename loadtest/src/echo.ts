@@ -12,7 +12,9 @@ import { ECHO_PATH } from "./workload.js";
 
 const identity = (b: Buffer) => b;
 
-export async function startEchoServer(address = "127.0.0.1:0"): Promise<{ port: number; close(): Promise<void> }> {
+export async function startEchoServer(
+  address = "127.0.0.1:0",
+): Promise<{ port: number; close(): Promise<void> }> {
   const server = new Server();
   server.addService(
     {
@@ -29,7 +31,9 @@ export async function startEchoServer(address = "127.0.0.1:0"): Promise<{ port: 
     { echo: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => cb(null, call.request) },
   );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   return {
     port,
@@ -38,8 +42,15 @@ export async function startEchoServer(address = "127.0.0.1:0"): Promise<{ port: 
 }
 
 /** Starts the echo server as a child process; resolves once it listens. */
-export async function spawnEchoServer(): Promise<{ target: string; pid: number; child: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], { stdio: ["ignore", "pipe", "inherit"] });
+export async function spawnEchoServer(): Promise<{
+  target: string;
+  pid: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = "";
     const timer = setTimeout(() => reject(new Error("echo server did not start within 10 s")), 10_000);

@@ -118,10 +118,11 @@ export interface StressPlan {
   readonly refineSteps: number;
   /** Idle time between steps so queues drain. */
   readonly pause: string;
-  /** A step holds when Recommend p99 <= p99Ms, no errors, no drops, degraded share <= maxDegradedRate. */
+  /** A step holds when Recommend p99 <= p99Ms, error rate <= maxErrorRate, nothing dropped, checks >= 99.9%. */
   readonly p99Ms: number;
   readonly maxErrorRate: number;
-  readonly maxDegradedRate: number;
+  /** Optional: also break when more than this share of answers had a stage fallback. */
+  readonly maxFallbackRate?: number;
 }
 
 export interface BenchPlan {
@@ -157,12 +158,14 @@ export function validateOptions(options: Options): void {
     const s = options.scenarios[name]!;
     const at = `scenarios.${name}`;
     if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`${at}: names are lower_snake_case`);
-    if (!(EXECS as readonly string[]).includes(s.exec)) throw new Error(`${at}.exec: one of ${EXECS.join(", ")}`);
+    if (!(EXECS as readonly string[]).includes(s.exec))
+      throw new Error(`${at}.exec: one of ${EXECS.join(", ")}`);
     if (s.requires !== undefined && !(CAPABILITIES as readonly string[]).includes(s.requires)) {
       throw new Error(`${at}.requires: one of ${CAPABILITIES.join(", ")}`);
     }
     if (s.startTime !== undefined) parseDuration(s.startTime, `${at}.startTime`);
-    if (s.timeout !== undefined && parseDuration(s.timeout, `${at}.timeout`) <= 0) throw new Error(`${at}.timeout: > 0`);
+    if (s.timeout !== undefined && parseDuration(s.timeout, `${at}.timeout`) <= 0)
+      throw new Error(`${at}.timeout: > 0`);
     switch (s.executor) {
       case "constant-arrival-rate":
         nonNegative(s.rate, `${at}.rate`);
@@ -192,7 +195,8 @@ export function validateOptions(options: Options): void {
 }
 
 function nonNegative(v: number, what: string): void {
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new Error(`${what}: a number >= 0, got ${v}`);
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    throw new Error(`${what}: a number >= 0, got ${v}`);
 }
 
 function positiveInt(v: number, what: string): void {
@@ -206,6 +210,7 @@ function timeUnit(v: string | undefined, at: string): void {
 /** Planned length of a scenario, start offset included (ms). */
 export function scenarioEndMs(s: Scenario): number {
   const start = s.startTime ? parseDuration(s.startTime) : 0;
-  if (s.executor === "ramping-arrival-rate") return start + s.stages.reduce((a, st) => a + parseDuration(st.duration), 0);
+  if (s.executor === "ramping-arrival-rate")
+    return start + s.stages.reduce((a, st) => a + parseDuration(st.duration), 0);
   return start + parseDuration(s.duration);
 }

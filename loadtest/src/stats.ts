@@ -26,6 +26,13 @@ export function recordUs(h: Histogram, us: number): void {
 
 export type Tags = Readonly<Record<string, string>>;
 
+/**
+ * Degradations that mean a stage's answer was replaced (timeout or failure
+ * -> fallback), as opposed to flags such as `unknown_user` or a recall
+ * channel that is not configured. These are the ones load makes worse.
+ */
+export const FALLBACK_KINDS = /_fallback$|_unavailable$|^recall_empty$|^empty_result/;
+
 /** Aggregate of all samples whose tags match `filter` (an empty filter matches everything). */
 export class Series {
   /** Latency from the scheduled send time to the answer, µs. */
@@ -35,6 +42,7 @@ export class Series {
   checksPassed = 0;
   checksFailed = 0;
   degraded = 0;
+  fellBack = 0;
   dropped = 0;
   late = 0;
 
@@ -103,6 +111,8 @@ export class ScenarioStats {
   dropped = 0;
   late = 0;
   degraded = 0;
+  /** Answers with at least one FALLBACK_KINDS degradation. */
+  fellBack = 0;
   readonly codes = new Map<string, number>();
   readonly degradations = new Map<string, number>();
   readonly checksPassed: number[];
@@ -171,9 +181,14 @@ export class ScenarioStats {
       failed = 1;
     }
     const degraded = degradations !== null && degradations.length > 0;
+    let fellBack = false;
     if (degraded) {
       this.degraded++;
-      for (const d of degradations) this.degradations.set(d, (this.degradations.get(d) ?? 0) + 1);
+      for (const d of degradations) {
+        this.degradations.set(d, (this.degradations.get(d) ?? 0) + 1);
+        if (FALLBACK_KINDS.test(d)) fellBack = true;
+      }
+      if (fellBack) this.fellBack++;
     }
     for (const s of this.feeds) {
       s.requests++;
@@ -182,6 +197,7 @@ export class ScenarioStats {
       s.checksPassed += passed;
       s.checksFailed += failed;
       if (degraded) s.degraded++;
+      if (fellBack) s.fellBack++;
     }
   }
 }

@@ -5,7 +5,8 @@
  *   grpc_req_duration    p(N) avg med min max   ms, from the scheduled send time
  *   grpc_req_failed      rate              share of calls with a non-OK status
  *   checks               rate              share of passed checks
- *   degraded             rate              share of answers that flag a degradation
+ *   degraded             rate              share of answers that flag any degradation
+ *   fallbacks            rate              share of answers where a stage fell back (timeout/failure)
  *   grpc_reqs            count, rate       calls finished (rate: per second of run time)
  *   dropped_iterations   count, rate       sends skipped because maxVUs were in flight
  *   late_sends           count, rate       sends that left later than the late threshold
@@ -17,6 +18,7 @@ export const METRICS = [
   "grpc_req_failed",
   "checks",
   "degraded",
+  "fallbacks",
   "grpc_reqs",
   "dropped_iterations",
   "late_sends",
@@ -66,17 +68,20 @@ export function parseThresholdKey(text: string): ThresholdKey {
   return { metric, filter, text: canonical };
 }
 
-const EXPR = /^\s*(p\(\s*(\d+(?:\.\d+)?)\s*\)|avg|med|min|max|rate|count)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$/;
+const EXPR =
+  /^\s*(p\(\s*(\d+(?:\.\d+)?)\s*\)|avg|med|min|max|rate|count)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$/;
 
 export function parseThresholdExpr(metric: MetricName, text: string): ThresholdExpr {
   const m = EXPR.exec(text);
-  if (!m) throw new Error(`threshold ${metric}: cannot parse "${text}" (e.g. p(99)<100, rate>0.999, count==0)`);
+  if (!m)
+    throw new Error(`threshold ${metric}: cannot parse "${text}" (e.g. p(99)<100, rate>0.999, count==0)`);
   const agg = (m[1]!.startsWith("p(") ? "p" : m[1]) as ThresholdExpr["agg"];
   const allowed: Record<MetricName, readonly string[]> = {
     grpc_req_duration: ["p", "avg", "med", "min", "max"],
     grpc_req_failed: ["rate"],
     checks: ["rate"],
     degraded: ["rate"],
+    fallbacks: ["rate"],
     grpc_reqs: ["count", "rate"],
     dropped_iterations: ["count", "rate"],
     late_sends: ["count", "rate"],
@@ -108,9 +113,13 @@ export function aggregate(metric: MetricName, expr: ThresholdExpr, s: Series, ru
       return ratio(s.failed, s.requests);
     case "checks":
       // No check ran at all is a failure, not a perfect score.
-      return s.checksPassed + s.checksFailed === 0 ? 0 : ratio(s.checksPassed, s.checksPassed + s.checksFailed);
+      return s.checksPassed + s.checksFailed === 0
+        ? 0
+        : ratio(s.checksPassed, s.checksPassed + s.checksFailed);
     case "degraded":
       return ratio(s.degraded, s.requests);
+    case "fallbacks":
+      return ratio(s.fellBack, s.requests);
     case "grpc_reqs":
       return expr.agg === "count" ? s.requests : ratio(s.requests, runSeconds);
     case "dropped_iterations":

@@ -1,0 +1,94 @@
+"""Model store writer (docs/models.md, shared/DESIGN.md "Contracts").
+
+<store>/<model>/<version>/{model.onnx, item_embeddings.f32, item_vocab.tsv, manifest.json}
+<store>/<model>/CURRENT  -> the version name, replaced atomically.
+
+A version directory is assembled under a hidden temporary name in the same
+parent and renamed into place when complete, so a reader never sees a partial
+version; CURRENT is written to a temporary file and os.replace()d.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def new_version_name(suffix: str = "", now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    name = now.strftime("%Y%m%dT%H%M%SZ")
+    return f"{name}-{suffix}" if suffix else name
+
+
+def unique_version_name(store: str | Path, model: str, suffix: str = "") -> str:
+    """new_version_name, with -2, -3, ... appended if that name is taken (two runs in one second)."""
+    base = new_version_name(suffix)
+    name, n = base, 1
+    while (Path(store) / model / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def staging_dir(store: str | Path, model: str, version: str) -> Path:
+    d = Path(store) / model / f".tmp-{version}-{os.getpid()}"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
+
+
+def publish(store: str | Path, model: str, version: str, staged: Path, manifest: dict) -> Path:
+    """Checksum every file in `staged`, write the manifest, move the directory into place
+    and point CURRENT at it. Returns the final version directory."""
+    files = {p.name: sha256_file(p) for p in sorted(staged.iterdir()) if p.is_file() and p.name != MANIFEST}
+    manifest = {**manifest, "model": model, "version": version, "files": files}
+    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    model_dir = Path(store) / model
+    final = model_dir / version
+    if final.exists():
+        raise FileExistsError(f"version already exists: {final}")
+    os.replace(staged, final)
+    set_current(store, model, version)
+    return final
+
+
+def set_current(store: str | Path, model: str, version: str) -> None:
+    model_dir = Path(store) / model
+    tmp = model_dir / f".{CURRENT}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(version + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, model_dir / CURRENT)
+
+
+def read_current(store: str | Path, model: str) -> str | None:
+    p = Path(store) / model / CURRENT
+    return p.read_text().strip() if p.exists() else None
+
+
+def verify_version(version_dir: str | Path) -> dict:
+    """Load a version's manifest and check every listed checksum; raises on a mismatch."""
+    version_dir = Path(version_dir)
+    manifest = json.loads((version_dir / MANIFEST).read_text())
+    for name, digest in manifest["files"].items():
+        got = sha256_file(version_dir / name)
+        if got != digest:
+            raise ValueError(f"{version_dir / name}: sha256 {got} != manifest {digest}")
+    return manifest

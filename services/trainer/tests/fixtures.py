@@ -1,0 +1,48 @@
+"""Shared test helpers: import path and a tiny deterministic dataset in the canonical format."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+TRAINER_DIR = Path(__file__).resolve().parents[1]
+if str(TRAINER_DIR) not in sys.path:
+    sys.path.insert(0, str(TRAINER_DIR))
+
+import numpy as np  # noqa: E402
+
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi"]
+
+
+def write_tiny_dataset(out: Path, users: int = 120, items: int = 300, seed: int = 7) -> Path:
+    """Users with clustered tastes, sessions with gaps from seconds to weeks, half-star ratings.
+    A few users are longer than any window so the compression path is trained, and the
+    catalogue lists items nobody rated (they get vocabulary rows too)."""
+    g = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    item_ids = np.sort(g.choice(np.arange(1, 10 * items), size=items, replace=False))
+    item_genre = g.integers(0, len(GENRES), size=items)
+    with open(out / "items.tsv", "w") as f:
+        f.write("item_id\ttitle\tgenres\tyear\n")
+        for i, (iid, gi) in enumerate(zip(item_ids, item_genre)):
+            genres = GENRES[gi] if i % 17 else f"{GENRES[gi]}|{GENRES[(gi + 1) % len(GENRES)]}"
+            if i % 29 == 0:
+                genres = ""
+            f.write(f"{iid}\tItem {iid}\t{genres}\t{1990 + i % 30}\n")
+    rated = items - 20  # the last 20 catalogue items have no interactions
+    rows = []
+    for u in range(1, users + 1):
+        n = int(g.integers(6, 40)) if u % 10 else int(g.integers(80, 140))
+        taste = g.integers(0, len(GENRES))
+        pool = np.flatnonzero((item_genre[:rated] == taste) | (g.random(rated) < 0.15))
+        chosen = g.choice(pool, size=min(n, len(pool)), replace=False)
+        ts = 1_000_000_000 + int(g.integers(0, 10**7))
+        for c in chosen:
+            ts += int(g.choice([0, 3, 40, 600, 7200, 86400 * 3]))
+            rows.append((u, int(item_ids[c]), ts, float(g.integers(1, 11)) / 2))
+    rows.sort(key=lambda r: (r[0], r[2], r[1]))
+    with open(out / "interactions.tsv", "w") as f:
+        f.write("user_id\titem_id\ttimestamp\trating\n")
+        for u, i, t, r in rows:
+            f.write(f"{u}\t{i}\t{t}\t{r:g}\n")
+    return out
