@@ -1,2 +1,3 @@
 export * from "./health.js";
 export * from "./stack.js";
+export * from "./testing.js";
