@@ -129,7 +129,8 @@ describe("model versions in a live funnel", {
     assert.ok(seen.has(before!) && seen.has(newVersion), [...seen].join(","));
     // Responses without a kuaiformer version fell back to popular items: successful
     // calls, but worth seeing. (On a quiet machine there are none.)
-    if (seen.has("")) t.diagnostic("some responses used the recall fallback during the swap (machine under load)");
+    if (seen.has(""))
+      t.diagnostic("some responses used the recall fallback during the swap (machine under load)");
   });
 
   it("rejects a corrupt model file and a mismatched signature; the old version keeps serving", async () => {
