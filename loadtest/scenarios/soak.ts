@@ -11,7 +11,7 @@ import { defineProfile } from "../src/scenario.js";
 
 export default defineProfile({
   name: "soak",
-  description: "full mix at the nominal rate (default 50 Recommend/s) for 30 min; RSS growth per service",
+  description: "full mix at the nominal rate (default 50 Recommend/s, 30 min); RSS growth per service",
   defaults: { rate: 50, duration: "30m" },
   warmup: "5s",
   sampleEvery: "10s",
