@@ -66,10 +66,16 @@ describe("model versions in a live funnel", {
     await stack?.stopAll();
   });
 
-  const servedVersion = async () =>
-    (await client.recommend({ userId: "15", count: 20 }, { timeoutMs: 2_000 })).modelVersions[
-      "recall.kuaiformer"
-    ];
+  /** The kuaiformer version recall served, retrying past responses where recall fell back (no version). */
+  const servedVersion = async () => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const res = await client.recommend({ userId: "15", count: 20 }, { timeoutMs: 5_000 });
+      const version = res.modelVersions["recall.kuaiformer"];
+      if (version) return version;
+      await sleep(100);
+    }
+    return undefined;
+  };
 
   it("the kuaiformer channel contributes candidates and names its version", async () => {
     const res = await client.recommend({ userId: "15", count: 50 }, { timeoutMs: 2_000 });
