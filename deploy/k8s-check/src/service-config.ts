@@ -11,9 +11,28 @@ import { commonConfigSpec, describeConfig, type EnvSpec } from "@recsys/shared";
 
 /** The stages the gateway calls, in funnel order. */
 export const STAGES = ["recall", "prerank", "rank", "rerank"] as const;
-/** Every Node service the manifests run; each is one Deployment with a container of the same name. */
-export const SERVICES = ["gateway", ...STAGES, "stream"] as const;
+/**
+ * Every Node service the manifests run; each is one workload of the kind in
+ * SERVICE_KINDS with a container of the same name. The services are read from
+ * services/<name>/dist/config.js, so a new service needs its name here.
+ */
+export const SERVICES = ["gateway", ...STAGES, "stream", "catalog"] as const;
 export type ServiceName = (typeof SERVICES)[number];
+
+/**
+ * The workload kind of each service: Deployments are stateless and scale with
+ * an HPA; the catalog is the single writer of its item store, so it is a
+ * StatefulSet of one pod with a volume of its own (rule catalog-store).
+ */
+export const SERVICE_KINDS: Readonly<Record<ServiceName, "Deployment" | "StatefulSet">> = {
+  gateway: "Deployment",
+  recall: "Deployment",
+  prerank: "Deployment",
+  rank: "Deployment",
+  rerank: "Deployment",
+  stream: "Deployment",
+  catalog: "StatefulSet",
+};
 
 export function isServiceName(name: string): name is ServiceName {
   return (SERVICES as readonly string[]).includes(name);
@@ -31,10 +50,7 @@ export const RUNTIME_ENV: Readonly<Record<string, string>> = {
  * the entry is removed from this list.
  */
 export const PLANNED_KEYS: Readonly<Partial<Record<ServiceName, Readonly<Record<string, string>>>>> = {
-  rank: {
-    RECSYS_RANK_EXECUTION_PROVIDER:
-      "ONNX ranking issue: cuda or cpu execution provider (set by the gpu overlay)",
-  },
+  // None pending. (RECSYS_RANK_EXECUTION_PROVIDER was one until rank declared it.)
 };
 
 export interface ServiceConfig {
@@ -42,6 +58,16 @@ export interface ServiceConfig {
   /** Common keys and the service's own; the service's own definition wins, as in createRuntime. */
   readonly spec: EnvSpec;
   readonly keys: ReadonlySet<string>;
+  /** The gateway only: the funnels it sends down (default funnel under each default variant). */
+  readonly funnels?: readonly GatewayFunnel[];
+}
+
+/** What the gateway asks of the stages per Recommend (services/gateway/src/funnel.ts). */
+export interface GatewayFunnel {
+  /** "home_feed/control": the funnel id and the experiment variant. */
+  readonly name: string;
+  readonly recall: { readonly maxCandidates: number; readonly channels: Readonly<Record<string, number>> };
+  readonly prerank: { readonly keep: number };
 }
 
 export type ServiceConfigs = ReadonlyMap<ServiceName, ServiceConfig>;
@@ -60,9 +86,33 @@ export async function loadServiceConfigs(repoRoot: string): Promise<ServiceConfi
     const own = mod[`${name}ConfigSpec`];
     if (typeof own !== "object" || own === null) throw new Error(`${file} does not export ${name}ConfigSpec`);
     const spec: EnvSpec = { ...commonConfigSpec, ...(own as EnvSpec) };
-    out.set(name, { name, spec, keys: new Set(describeConfig(spec)) });
+    const funnels = name === "gateway" ? await loadGatewayFunnels(repoRoot) : undefined;
+    out.set(name, { name, spec, keys: new Set(describeConfig(spec)), ...(funnels ? { funnels } : {}) });
   }
   return out;
+}
+
+/**
+ * The gateway's built-in funnel under every variant of its built-in
+ * experiment (services/gateway/dist/funnel.js: homeFeed, defaultExperiment,
+ * applyOverrides). A RECSYS_FUNNEL_CONFIG file replaces them at run time; the
+ * funnel-limits rule says so when one is set.
+ */
+async function loadGatewayFunnels(repoRoot: string): Promise<GatewayFunnel[]> {
+  const file = join(repoRoot, "services", "gateway", "dist", "funnel.js");
+  if (!existsSync(file)) throw new Error(`${file} is missing: build the services first (npx tsc -b)`);
+  const mod = (await import(pathToFileURL(file).href)) as {
+    homeFeed?: GatewayFunnel & { id?: string };
+    defaultExperiment?: { variants?: Array<{ name: string; overrides?: unknown }> };
+    applyOverrides?: (base: unknown, override: unknown) => unknown;
+  };
+  const { homeFeed, defaultExperiment, applyOverrides } = mod;
+  if (!homeFeed || !applyOverrides) throw new Error(`${file} does not export homeFeed and applyOverrides`);
+  const variants = defaultExperiment?.variants ?? [{ name: "default" }];
+  return variants.map((v) => {
+    const f = applyOverrides(homeFeed, v.overrides) as GatewayFunnel;
+    return { name: `${homeFeed.id ?? "funnel"}/${v.name}`, recall: f.recall, prerank: f.prerank };
+  });
 }
 
 /** Parses `value` with the service's schema for `key`; the zod message when it does not parse. */

@@ -53,13 +53,17 @@ export function effectiveEnv(ctx: RuleContext, t: PodTemplate, c: IContainer): M
   return env;
 }
 
-/** Service containers: the container named after its Deployment, when that is one of our services. */
+/**
+ * Service containers: the container named after its Deployment or StatefulSet,
+ * when that is one of our services (whether it has the right kind is the
+ * catalog-store rule's business).
+ */
 export function serviceContainers(
   ctx: RuleContext,
 ): Array<{ t: PodTemplate; c: IContainer; service: ServiceConfig }> {
   const out: Array<{ t: PodTemplate; c: IContainer; service: ServiceConfig }> = [];
   for (const t of ctx.templates) {
-    if (t.owner.kind !== "Deployment") continue;
+    if (t.owner.kind !== "Deployment" && t.owner.kind !== "StatefulSet") continue;
     for (const c of t.spec.containers) {
       const service = isServiceName(c.name) ? ctx.services.get(c.name) : undefined;
       if (service && c.name === t.owner.metadata.name) out.push({ t, c, service });
@@ -241,6 +245,96 @@ export const stageTargetsRule: Rule = {
           f.error(t.id, `${key}: Service ${svcName} does not select the ${stage} pods`);
         }
       }
+    }
+    return f.list;
+  },
+};
+
+/** The value a service reads for `key`: the container's env, else the spec's default. */
+export function configNumber(
+  service: ServiceConfig,
+  env: ReadonlyMap<string, EnvValue>,
+  key: string,
+): number | undefined {
+  const schema = service.spec[key];
+  if (!schema) return undefined;
+  const raw = env.get(key)?.value;
+  const result = schema.safeParse(raw === undefined || raw === "" ? undefined : raw);
+  return result.success && typeof result.data === "number" ? result.data : undefined;
+}
+
+export const funnelLimitsRule: Rule = {
+  id: "funnel-limits",
+  description:
+    "What the gateway's built-in funnel asks of each stage (recall max_candidates and channel quotas, the candidates sent to prerank and rank, prerank's keep, the count) is within the limits that stage's configuration enforces; beyond them every call fails with INVALID_ARGUMENT",
+  check(ctx) {
+    const f = findings(this.id);
+    const all = serviceContainers(ctx);
+    for (const { t, c, service } of all) {
+      if (service.name !== "gateway") continue;
+      const env = effectiveEnv(ctx, t, c);
+      const file = env.get("RECSYS_FUNNEL_CONFIG")?.value ?? "";
+      if (file !== "")
+        f.warn(t.id, `RECSYS_FUNNEL_CONFIG=${file}: only the built-in funnel's limits are checked`);
+      const stage = (name: string) => {
+        const s = all.find((x) => x.service.name === name && x.t.namespace === t.namespace);
+        return s
+          ? { id: s.t.id, get: (key: string) => configNumber(s.service, effectiveEnv(ctx, s.t, s.c), key) }
+          : undefined;
+      };
+      const recall = stage("recall");
+      const prerank = stage("prerank");
+      const rank = stage("rank");
+      const rerank = stage("rerank");
+      const seen = new Set<string>();
+      const error = (id: string, message: string) => {
+        if (!seen.has(id + message)) f.error(id, message);
+        seen.add(id + message);
+      };
+      for (const funnel of service.funnels ?? []) {
+        const ask = funnel.recall.maxCandidates;
+        const recallCap = recall?.get("RECSYS_RECALL_MAX_CANDIDATES");
+        if (recall && recallCap !== undefined) {
+          if (ask > recallCap)
+            error(
+              recall.id,
+              `the gateway's funnel asks for max_candidates ${ask}, above RECSYS_RECALL_MAX_CANDIDATES=${recallCap}: every Recall call fails with INVALID_ARGUMENT`,
+            );
+          for (const [channel, quota] of Object.entries(funnel.recall.channels)) {
+            if (quota > recallCap)
+              error(
+                recall.id,
+                `the gateway's funnel asks channel ${channel} for ${quota}, above RECSYS_RECALL_MAX_CANDIDATES=${recallCap}`,
+              );
+          }
+        }
+        const prerankCap = prerank?.get("RECSYS_PRERANK_MAX_CANDIDATES");
+        if (prerank && prerankCap !== undefined) {
+          if (ask > prerankCap)
+            error(
+              prerank.id,
+              `the gateway sends up to ${ask} candidates, above RECSYS_PRERANK_MAX_CANDIDATES=${prerankCap}`,
+            );
+          if (funnel.prerank.keep > prerankCap)
+            error(
+              prerank.id,
+              `the gateway's keep ${funnel.prerank.keep} is above RECSYS_PRERANK_MAX_CANDIDATES=${prerankCap}`,
+            );
+        }
+        const rankCap = rank?.get("RECSYS_RANK_MAX_CANDIDATES");
+        if (rank && rankCap !== undefined && funnel.prerank.keep > rankCap)
+          error(
+            rank.id,
+            `the gateway sends up to ${funnel.prerank.keep} candidates (prerank keep), above RECSYS_RANK_MAX_CANDIDATES=${rankCap}`,
+          );
+      }
+      const maxCount = configNumber(service, env, "RECSYS_MAX_COUNT");
+      const rerankCap = rerank?.get("RECSYS_RERANK_MAX_COUNT");
+      if (rerank && maxCount !== undefined && rerankCap !== undefined && maxCount > rerankCap)
+        error(
+          rerank.id,
+          `the gateway accepts count up to RECSYS_MAX_COUNT=${maxCount}, above RECSYS_RERANK_MAX_COUNT=${rerankCap}`,
+        );
     }
     return f.list;
   },

@@ -3,14 +3,17 @@
  * `node deploy/k8s-check/dist/cli.js --rules` lists them with what they enforce.
  */
 
+import { catalogStoreRule } from "./catalog.js";
 import { eventBusRule } from "./event-bus.js";
 import {
   configKeysRule,
+  funnelLimitsRule,
   funnelPortsRule,
   nodeHeapRule,
   shutdownRule,
   stageTargetsRule,
 } from "./funnel-config.js";
+import { executionProviderRule } from "./gpu.js";
 import { kafkaTopicsRule } from "./kafka.js";
 import { funnelNetworkRule, namespaceRule, networkPoliciesRule, servicePortsRule } from "./networking.js";
 import { scalingRule } from "./scaling.js";
@@ -39,10 +42,13 @@ export const RULES: readonly Rule[] = [
   configKeysRule,
   funnelPortsRule,
   stageTargetsRule,
+  funnelLimitsRule,
   shutdownRule,
   nodeHeapRule,
   kafkaTopicsRule,
   eventBusRule,
+  catalogStoreRule,
+  executionProviderRule,
 ];
 
 export type { Finding, Rule, RuleContext, Severity } from "./types.js";

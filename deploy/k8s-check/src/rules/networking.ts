@@ -128,7 +128,7 @@ function containerPort(t: PodTemplate, name: string): number | undefined {
 export const funnelNetworkRule: Rule = {
   id: "funnel-network",
   description:
-    "Ingress is denied by default; the gateway admits product-backend namespaces, each stage admits the gateway's pods only, the stream's health port admits nobody, and every metrics port admits a monitoring namespace",
+    "Ingress is denied by default; the gateway admits product-backend namespaces, each stage admits the gateway's pods only, the catalog admits writer namespaces (never every pod), the stream's health port admits nobody, and every metrics port admits a monitoring namespace",
   check(ctx) {
     const f = findings(this.id);
     const policies = ctx.resources.filter((r) => r.kind === "NetworkPolicy");
@@ -143,7 +143,9 @@ export const funnelNetworkRule: Rule = {
       );
     });
     const ours = ctx.templates.filter(
-      (t) => t.owner.kind === "Deployment" && SERVICES.some((s) => s === t.owner.metadata.name),
+      (t) =>
+        (t.owner.kind === "Deployment" || t.owner.kind === "StatefulSet") &&
+        SERVICES.some((s) => s === t.owner.metadata.name),
     );
     if (ours.length === 0) return f.list;
     if (!denyAll)
@@ -173,6 +175,12 @@ export const funnelNetworkRule: Rule = {
           f.error(t.id, `no NetworkPolicy admits the gateway's pods to port ${grpc}`);
         if (callers.some((s) => !fromGateway(s)))
           f.error(t.id, `port ${grpc} admits callers other than the gateway's pods`);
+      } else if (name === "catalog") {
+        // Product backends and admin tooling write items; reading recommendations is not enough.
+        if (!callers.some((s) => !s.anyone && s.peer.namespaceSelector)) {
+          f.error(t.id, `no NetworkPolicy admits catalog-writer namespaces to port ${grpc}`);
+        }
+        if (callers.some((s) => s.anyone)) f.error(t.id, `port ${grpc} admits every pod and namespace`);
       } else if (callers.length > 0) {
         f.error(t.id, `port ${grpc} serves health only, but a NetworkPolicy admits callers to it`);
       }

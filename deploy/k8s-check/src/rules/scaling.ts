@@ -1,14 +1,19 @@
-/** Every Deployment is stateless here: it scales with an HPA and is protected by exactly one PDB. */
+/**
+ * Every Deployment is stateless here: it scales with an HPA and is protected
+ * by exactly one PDB. A service run as a StatefulSet (the catalog) has a PDB
+ * too, and no HPA (rule catalog-store).
+ */
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { idOf, namespaceOf } from "../json.js";
-import { selectorMatches } from "../resources.js";
+import { type PodTemplate, selectorMatches } from "../resources.js";
+import { isServiceName } from "../service-config.js";
 import { findings, type Rule } from "./types.js";
 
 export const scalingRule: Rule = {
   id: "hpa-pdb",
   description:
-    "Every Deployment has exactly one HPA (autoscaling/v2) and exactly one PDB; HPAs and PDBs target something; a PDB never blocks every eviction",
+    "Every Deployment has exactly one HPA (autoscaling/v2) and exactly one PDB, every service StatefulSet exactly one PDB; HPAs and PDBs target something; a PDB never blocks every eviction",
   check(ctx) {
     const f = findings(this.id);
     const hpas = ctx.resources.filter((r) => r.kind === "HorizontalPodAutoscaler");
@@ -47,7 +52,17 @@ export const scalingRule: Rule = {
       if (hpa && typeof (t.owner.spec as { replicas?: unknown } | undefined)?.replicas === "number") {
         f.warn(t.id, "spec.replicas is set although an HPA owns the count: every apply resets the scale");
       }
+      checkPdb(t, minReplicas);
+    }
+    const statefulServices = ctx.templates.filter(
+      (t) => t.owner.kind === "StatefulSet" && isServiceName(String(t.owner.metadata.name)),
+    );
+    for (const t of statefulServices) {
+      const replicas = (t.owner.spec as { replicas?: unknown } | undefined)?.replicas;
+      checkPdb(t, typeof replicas === "number" ? replicas : 1);
+    }
 
+    function checkPdb(t: PodTemplate, minReplicas: number): void {
       const covering = pdbs.filter(
         (p) =>
           namespaceOf(p) === t.namespace &&
