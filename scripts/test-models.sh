@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares the model store the end-to-end tests use (var/test-models): the
 # quick training profile of the sequence recall models, the Swing
-# neighbours and the item content embeddings. Skips what is already there.
+# neighbours, the item content embeddings, and the quick prerank and EM3
+# rank models. Skips what is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -35,4 +36,9 @@ if [ ! -s "$store/content/CURRENT" ]; then
   else
     bash scripts/content-embeddings.sh --data "$data" --store "$store"
   fi
+fi
+# Prerank and EM3 rank models (quick profile: ~10 s), after the recall and content models they use.
+if [ ! -s "$store/em3/CURRENT" ] || [ ! -s "$store/prerank/CURRENT" ]; then
+  echo "[test-models] training the quick prerank and rank models into $store" >&2
+  bash scripts/train-rank.sh --profile quick --data "$data" --store "$store"
 fi

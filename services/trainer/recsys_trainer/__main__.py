@@ -23,7 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--no-baselines", action="store_true", help="skip popular/item-CF metrics in the manifest")
     ve = sub.add_parser("verify", help="check CURRENT and the checksums of a model's current version")
     ve.add_argument("--store", default="var/models")
-    ve.add_argument("--model", choices=MODELS, default="kuaiformer")
+    ve.add_argument("--model", choices=(*MODELS, "em3", "prerank"), default="kuaiformer")
+    rk = sub.add_parser("rank", help="train, evaluate and publish the prerank and EM3 rank models")
+    rk.add_argument("--profile", choices=PROFILES, default="default")
+    rk.add_argument("--data", default="data/ml-latest-small")
+    rk.add_argument("--store", default="var/models", help="where the content vectors are read and models published")
+    rk.add_argument("--recall-store", help="where the KuaiFormer replayed for negatives is read (default: --store)")
+    rk.add_argument("--config", help="a config JSON instead of configs/rank.<profile>.json")
+    rk.add_argument("--docs", help="write the ranking section of this evaluation markdown file")
+    on = sub.add_parser("online", help="fine-tune a serving ranking model on a sample shard; publish if no regression")
+    on.add_argument("--model", choices=("em3", "prerank"), required=True)
+    on.add_argument("--store", default="var/models")
+    on.add_argument("--data", default="data/ml-latest-small")
+    on.add_argument("--shard", required=True, help="JSONL samples with histories (services/online-trainer)")
+    on.add_argument("--tolerance", type=float, default=0.01, help="allowed holdout AUC drop")
+    on.add_argument("--holdout-fraction", type=float, default=0.2)
+    on.add_argument("--epochs", type=int, default=1)
+    on.add_argument("--lr", type=float, default=5e-4)
+    on.add_argument("--min-holdout", type=int, default=20)
     ba = sub.add_parser("baselines", help="popular and item-CF HR@K on the per-user split")
     ba.add_argument("--data", default="data/ml-latest-small")
     args = ap.parse_args(argv)
@@ -57,6 +74,23 @@ def main(argv: list[str] | None = None) -> int:
                           "train_seconds": r["metrics"]["train_seconds"]}
         log(f"train: profile {args.profile} done in {time.monotonic() - t0:.0f}s")
         print(json.dumps(summary, indent=2))
+        return 0
+
+    if args.cmd == "rank":
+        from .rank_train import load_rank_config, run as run_rank
+
+        cfg = load_rank_config(args.profile, args.config)
+        summary = run_rank(cfg, args.data, args.store, args.recall_store or args.store, args.docs)
+        print(json.dumps(summary, indent=2))
+        return 0
+
+    if args.cmd == "online":
+        from .rank_online import online_update
+
+        result = online_update(args.model, args.store, args.data, args.shard, tolerance=args.tolerance,
+                               holdout_fraction=args.holdout_fraction, epochs=args.epochs, lr=args.lr,
+                               min_holdout=args.min_holdout)
+        print(json.dumps(result))
         return 0
 
     if args.cmd == "verify":

@@ -1,0 +1,271 @@
+"""The ranking pipeline (docs/ranking.md): samples without leakage, metrics, ONNX parity of the
+EM3 and prerank graphs, and the quick profile publishing versions the services can load."""
+
+import contextlib
+import io
+import json
+import tempfile
+import unittest
+from pathlib import Path
+
+from fixtures import write_tiny_dataset
+
+import numpy as np
+import torch
+
+from recsys_trainer import store
+from recsys_trainer.__main__ import main
+from recsys_trainer.data import FIRST_ITEM_IDX, load_dataset
+from recsys_trainer.rank_data import (RecallReplay, SampleConfig, Samples, build_samples, check_no_leakage,
+                                      temporal_split)
+from recsys_trainer.rank_model import EM3Rank, RankModelConfig, TwoTowerPrerank
+from recsys_trainer.rank_train import (EM3_INPUTS, PRERANK_INPUTS, auc, export, gauc, parity, probe_inputs)
+
+CONTENT_DIM = 24
+
+
+def write_content(store_dir: Path, data_dir: Path) -> None:
+    """A `content` model version in the store format (unit vectors; the tests need the format, not
+    the encoder, which has its own tests on the TypeScript side)."""
+    items = [line.split("\t")[0] for line in (data_dir / "items.tsv").read_text().splitlines()[1:] if line]
+    g = np.random.default_rng(3)
+    vecs = g.standard_normal((len(items), CONTENT_DIM)).astype("<f4")
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    vdir = store_dir / "content" / "v1"
+    vdir.mkdir(parents=True)
+    vecs.tofile(vdir / "content.f32")
+    (vdir / "item_ids.tsv").write_text("index\titem_id\n" + "".join(f"{i}\t{x}\n" for i, x in enumerate(items)))
+    (vdir / "manifest.json").write_text(json.dumps({"model": "content", "version": "v1", "dim": CONTENT_DIM,
+                                                    "count": len(items), "files": {}}))
+    (store_dir / "content" / "CURRENT").write_text("v1\n")
+
+
+class RankPipelineTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        root = Path(cls.tmp.name)
+        cls.data = write_tiny_dataset(root / "tiny")
+        cls.store = root / "store"
+        write_content(cls.store, cls.data)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["train", "--profile", "quick", "--model", "kuaiformer", "--data", str(cls.data),
+                         "--store", str(cls.store), "--no-baselines"]) == 0
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            rc = main(["rank", "--profile", "quick", "--data", str(cls.data), "--store", str(cls.store)])
+        assert rc == 0, rc
+        cls.summary = json.loads(out.getvalue())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_versions_are_published_with_the_contract(self):
+        for model, inputs, outputs in (("em3", EM3_INPUTS, ["click", "like"]),
+                                       ("prerank", PRERANK_INPUTS, ["score"])):
+            with self.subTest(model=model):
+                version = store.read_current(self.store, model)
+                self.assertEqual(version, self.summary[model]["version"])
+                manifest = store.verify_version(self.store / model / version)
+                self.assertEqual(set(manifest["files"]),
+                                 {"model.onnx", "item_vocab.tsv", "user_vocab.tsv", "genre_vocab.tsv", "weights.pt"})
+                self.assertEqual([i["name"] for i in manifest["signature"]["inputs"]], inputs)
+                self.assertEqual([o["name"] for o in manifest["signature"]["outputs"]], outputs)
+                self.assertEqual(manifest["content_dim"], CONTENT_DIM)
+                self.assertLessEqual(manifest["onnx_parity_max_abs_diff"], 1e-4)
+                self.assertTrue(manifest["data"]["leakage_check"]["passed"])
+
+    def test_published_graph_scores_any_number_of_candidates(self):
+        import onnxruntime as ort
+
+        version = store.read_current(self.store, "em3")
+        manifest = json.loads((self.store / "em3" / version / "manifest.json").read_text())
+        sess = ort.InferenceSession(str(self.store / "em3" / version / "model.onnx"),
+                                    providers=["CPUExecutionProvider"])
+        cfg = RankModelConfig(**{k: v for k, v in manifest["model_config"].items()})
+        for n in (1, 9):
+            feeds = probe_inputs(cfg, manifest["max_hist_len"], manifest["max_genres"], n=max(n, 2))
+            feeds = {k: (v[:n] if k.startswith("cand_") else v) for k, v in feeds.items()}
+            click, like = sess.run(["click", "like"], feeds)
+            self.assertEqual(click.shape, (n,))
+            self.assertTrue(np.all((click > 0) & (click < 1)) and np.all((like > 0) & (like < 1)))
+
+    def write_shard(self, path: Path, n: int = 200) -> Path:
+        """Samples as services/online-trainer writes them: the newest events of the tiny dataset as
+        positives, random catalogue items at the same moments as negatives, histories before them."""
+        ds = load_dataset(self.data)
+        g = np.random.default_rng(5)
+        order = np.argsort(ds.timestamps)[-n // 2:]
+        user_of = np.repeat(np.arange(ds.num_users), ds.lengths())
+        lines = []
+        for e in order:
+            u, ts = user_of[e], int(ds.timestamps[e])
+            s, end = ds.offsets[u], ds.offsets[u + 1]
+            hist = [[ds.item_ids[ds.items[j] - 2], int(ds.timestamps[j]) * 1000]
+                    for j in range(s, end) if ds.timestamps[j] < ts]
+            for item, click in ((ds.item_ids[ds.items[e] - 2], 1),
+                                (ds.item_ids[int(g.integers(0, len(ds.item_ids)))], 0)):
+                lines.append(json.dumps({"user_id": ds.user_ids[u], "item_id": item, "timestamp_ms": ts * 1000,
+                                         "labels": {"click": click, "like": click}, "history": hist}))
+        lines.append(json.dumps({"user_id": "new-user", "item_id": "new-item", "timestamp_ms": 1,
+                                 "labels": {"click": 0}, "history": [["also-new", 0]]}))
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def online(self, st: Path, *extra):
+        out = io.StringIO()
+        shard = self.write_shard(Path(self.tmp.name) / "shard.jsonl")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            rc = main(["online", "--model", "em3", "--store", str(st), "--data", str(self.data),
+                       "--shard", str(shard), *extra])
+        self.assertEqual(rc, 0)
+        return json.loads(out.getvalue())
+
+    def test_online_update_publishes_only_without_regression(self):
+        import shutil
+
+        st = Path(self.tmp.name) / "online-store"          # a copy: the other tests read the original
+        shutil.copytree(self.store, st)
+        before = store.read_current(st, "em3")
+        # an impossible bar (the new model must beat the old AUC by 1.0): rejected, CURRENT unchanged
+        r = self.online(st, "--tolerance", "-1")
+        self.assertEqual(r["decision"], "rejected", r)
+        self.assertEqual(r["parent_version"], before)
+        self.assertEqual(store.read_current(st, "em3"), before)
+        self.assertGreaterEqual(r["samples"]["new_users"], 1)
+        self.assertGreaterEqual(r["samples"]["cold_items"], 1)
+        # any result accepted: published as a new version that names its parent
+        r = self.online(st, "--tolerance", "1")
+        self.assertEqual(r["decision"], "published", r)
+        self.assertEqual(store.read_current(st, "em3"), r["version"])
+        manifest = store.verify_version(st / "em3" / r["version"])
+        self.assertEqual(manifest["parent_version"], before)
+        self.assertLessEqual(manifest["onnx_parity_max_abs_diff"], 1e-4)
+        self.assertIn("weights.pt", manifest["files"])
+
+    def test_ablations_and_funnel_metrics_are_reported(self):
+        self.assertIn("id+content", self.summary["ablations"])
+        m = self.summary["ablations"]["id+content"]
+        for key in ("click_auc", "click_gauc", "like_auc", "like_gauc"):
+            self.assertTrue(0.0 <= m[key] <= 1.0, key)
+        self.assertIn("ndcg@10_recall", self.summary["funnel"])
+
+
+class ParityTest(unittest.TestCase):
+    """Export of untrained models of both kinds: ONNX Runtime matches PyTorch within 1e-4, for the
+    exported candidate count and another one (the dynamic axis)."""
+
+    def check(self, model, inputs, outputs, prerank):
+        cfg = model.cfg
+        probe = probe_inputs(cfg, 12, 3, n=6, prerank=prerank)
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "model.onnx"
+            export(model.eval(), path, inputs, outputs, probe)
+            self.assertLessEqual(parity(model, path, inputs, outputs, probe), 1e-4)
+            small = {k: (v[:2] if k.startswith("cand_") else v) for k, v in probe.items()}
+            self.assertLessEqual(parity(model, path, inputs, outputs, small), 1e-4)
+
+    def test_em3(self):
+        torch.manual_seed(0)
+        cfg = RankModelConfig(num_users=10, num_items=50, num_genres=6, num_years=132, content_dim=16, dim=8)
+        self.check(EM3Rank(cfg), EM3_INPUTS, ["click", "like"], False)
+
+    def test_prerank(self):
+        torch.manual_seed(0)
+        cfg = RankModelConfig(num_users=10, num_items=50, num_genres=6, num_years=132, content_dim=16, dim=8)
+        self.check(TwoTowerPrerank(cfg), PRERANK_INPUTS, ["score"], True)
+
+
+class TrainingPathTest(unittest.TestCase):
+    def test_deduplicated_history_gives_the_serving_result(self):
+        """Training computes each distinct history item's content embedding once (hist_unique);
+        the exported graph computes it per position. Both must score alike."""
+        torch.manual_seed(0)
+        cfg = RankModelConfig(num_users=10, num_items=50, num_genres=6, num_years=132, content_dim=16, dim=8)
+        model = EM3Rank(cfg).eval()
+        p = {k: torch.from_numpy(v) for k, v in probe_inputs(cfg, 12, 3, n=6).items()}
+        p["hist_item_idx"][0, -3:] = p["hist_item_idx"][0, -4]          # repeated history items
+        p["hist_content"][0, -3:] = p["hist_content"][0, -4]
+        p["hist_genres"][0, -3:] = p["hist_genres"][0, -4]
+        with torch.no_grad():
+            plain = model.logits(*(p[n] for n in EM3_INPUTS))
+            keys = p["hist_item_idx"][0]
+            uq, inverse = torch.unique(keys, return_inverse=True)
+            first = [int((keys == u).nonzero()[0]) for u in uq]
+            has = (p["hist_content"][0, first].abs().sum(-1) > 0).float()
+            dedup = model.logits(*(p[n] for n in EM3_INPUTS), hist_unique=(
+                p["hist_content"][0, first], has, p["hist_genres"][0, first], p["hist_year"][0, first],
+                inverse.unsqueeze(0)))
+        for a, b in zip(plain[:2], dedup[:2]):
+            self.assertLess(float((a - b).abs().max()), 1e-5)
+
+
+class SamplesTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        root = Path(cls.tmp.name)
+        data = write_tiny_dataset(root / "tiny")
+        st = root / "store"
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["train", "--profile", "quick", "--model", "kuaiformer", "--data", str(data),
+                         "--store", str(st), "--no-baselines"]) == 0
+        cls.ds = load_dataset(data)
+        cls.split = temporal_split(cls.ds, 0.8, 0.9)
+        cls.samples = build_samples(cls.ds, cls.split, RecallReplay(st, cls.ds), SampleConfig(max_hist_len=10),
+                                    log=lambda _: None)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_histories_only_hold_events_before_the_sample(self):
+        s = self.samples
+        self.assertGreater(check_no_leakage(s), 0)
+        present = s.ctx_hist > 0
+        self.assertTrue(np.all(s.ctx_hist_ts[present] < np.repeat(s.ctx_ts, present.sum(1))))
+        leaky = Samples(s.ctx_user, s.ctx_ts, s.ctx_hist.copy(), s.ctx_hist_ts.copy(), s.ctx_part, s.s_ctx,
+                        s.s_item, s.s_click, s.s_like, s.s_kind)
+        k = int(np.flatnonzero(present[:, -1])[0])
+        leaky.ctx_hist_ts[k, -1] = leaky.ctx_ts[k]
+        with self.assertRaises(AssertionError):
+            check_no_leakage(leaky)
+
+    def test_labels(self):
+        s, ds = self.samples, self.ds
+        pos = s.s_kind == 0
+        self.assertTrue(np.all(s.s_click[pos] == 1) and np.all(s.s_click[~pos] == 0))
+        self.assertTrue(np.all(s.s_like[~pos] == 0))
+        # like = rating >= 4 (rating bucket >= 8 in half stars)
+        # (every event of every user is a positive here: SampleConfig.max_users = 0)
+        self.assertEqual(int(pos.sum()), len(ds.items))
+        self.assertAlmostEqual(float(s.s_like[pos].mean()), float((ds.ratings >= 8).mean()), places=6)
+        # a negative is never the context's positive nor in its history, and never padding/OOV
+        neg = np.flatnonzero(~pos)
+        self.assertTrue(np.all(s.s_item[neg] >= FIRST_ITEM_IDX))
+        self.assertFalse((s.ctx_hist[s.s_ctx[neg]] == s.s_item[neg][:, None]).any())
+        self.assertEqual(set(np.unique(s.s_kind)), {0, 1, 2, 3})
+
+
+class MetricTest(unittest.TestCase):
+    def test_auc_matches_pairwise_counting_with_ties(self):
+        g = np.random.default_rng(1)
+        y = g.integers(0, 2, 200)
+        s = g.integers(0, 10, 200).astype(float)
+        pos, neg = s[y == 1], s[y == 0]
+        brute = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
+            len(pos) * len(neg))
+        self.assertAlmostEqual(auc(y, s), brute, places=12)
+        self.assertTrue(np.isnan(auc(np.ones(3), np.arange(3.0))))
+
+    def test_gauc_weights_users_by_samples_and_skips_one_class_users(self):
+        y = np.array([1, 0, 0, 1, 1, 0, 1])
+        s = np.array([0.9, 0.1, 0.2, 0.3, 0.8, 0.7, 0.5])
+        u = np.array([0, 0, 0, 1, 1, 1, 2])
+        # user 0: AUC 1 (3 samples); user 1: pos {0.3, 0.8} vs neg {0.7}: 0.5 (3 samples); user 2 skipped
+        self.assertAlmostEqual(gauc(y, s, u), (1.0 * 3 + 0.5 * 3) / 6)
+
+
+if __name__ == "__main__":
+    unittest.main()
