@@ -63,6 +63,22 @@ describe("KafkaBus (real broker)", { skip: brokers ? false : "RECSYS_TEST_KAFKA_
     }
   });
 
+  it("creates the items topic compacted and the others with the default delete policy", async () => {
+    const prefix = `test-compact-${Date.now()}-`;
+    const bus = new KafkaBus({ brokers: brokers!.split(","), clientId: "kafka-spec-compact", logger });
+    try {
+      const names = [`${prefix}items`, `${prefix}model-versions`, `${prefix}feedback`];
+      await bus.ensureTopics(names);
+      assert.deepEqual(await bus.cleanupPolicies(names), {
+        [`${prefix}items`]: "compact",
+        [`${prefix}model-versions`]: "compact",
+        [`${prefix}feedback`]: "delete",
+      });
+    } finally {
+      await bus.close();
+    }
+  });
+
   it("fails a publish within seconds when no broker answers", async () => {
     const bus = new KafkaBus({ brokers: ["127.0.0.1:1"], clientId: "kafka-spec-down", logger });
     const t0 = Date.now();

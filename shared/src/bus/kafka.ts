@@ -15,7 +15,7 @@
  * partition, positions committed after the handler resolves (at least once).
  */
 import { hostname } from "node:os";
-import {
+import kafkajs, {
   type Admin,
   type Consumer,
   Kafka,
@@ -26,6 +26,7 @@ import {
 } from "kafkajs";
 import type { Logger } from "../log.js";
 import type { BusMetrics } from "./metrics.js";
+import { isCompactedTopic } from "./topics.js";
 import {
   type BusRecord,
   type ConsumedRecord,
@@ -97,12 +98,37 @@ export class KafkaBus implements EventBus {
           topic,
           numPartitions: this.options.partitions ?? 3,
           replicationFactor: this.options.replicationFactor ?? 1,
+          // A service that finds `items` missing must not create it with the default delete
+          // policy: old items would be deleted from the topic (and from every consumer's replay).
+          ...(isCompactedTopic(topic) ? { configEntries: [{ name: "cleanup.policy", value: "compact" }] } : {}),
         })),
       });
       this.options.logger.info({ topics: missing }, "kafka: created topics");
     } catch (err) {
       // Another process may have created them in between.
       if (!/already exists/i.test(String(err))) throw err;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** Each topic's cleanup.policy as the broker reports it (operations checks and tests). */
+  async cleanupPolicies(topics: readonly string[]): Promise<Record<string, string>> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: topics.map((name) => ({
+          // (a CommonJS enum: not a named ESM export of kafkajs)
+          type: kafkajs.ConfigResourceTypes.TOPIC,
+          name,
+          configNames: ["cleanup.policy"],
+        })),
+      });
+      return Object.fromEntries(
+        described.resources.map((r) => [r.resourceName, r.configEntries[0]?.configValue ?? ""]),
+      );
     } finally {
       await admin.disconnect();
     }

@@ -43,6 +43,18 @@ export const TOPICS = {
 
 export type TopicKey = keyof typeof TOPICS;
 
+/**
+ * Topics whose consumers need each key's latest record however old (items:
+ * every item's current version; model-versions: each model's current
+ * version): created with cleanup.policy=compact, never time-deleted.
+ */
+const COMPACTED_TOPIC_IDS: readonly string[] = [TOPICS.items.id, TOPICS.modelVersions.id];
+
+/** Whether a physical topic name (any prefix) is one of the compacted topics. */
+export function isCompactedTopic(name: string): boolean {
+  return COMPACTED_TOPIC_IDS.some((id) => name.endsWith(id));
+}
+
 /** Physical topic names under a prefix. */
 export class TopicNames {
   constructor(readonly prefix = "") {}
