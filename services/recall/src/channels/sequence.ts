@@ -13,9 +13,11 @@ import { encodeHistories, type SequenceModel } from "../models/sequence-model.js
  * Transformer recall (KuaiFormer; the same class serves the single-interest
  * SASRec baseline): the user's recent sequence goes through the ONNX user
  * encoder on a worker thread; each of the k interest vectors queries the item
- * HNSW index for quota/k items, excluding items already in the history; the
- * results are merged by their best interest score. The reason is the recent
- * history item most similar to the recalled item.
+ * HNSW index for `overFetch` x quota/k items; the results are merged by their
+ * best interest score, items already in the history dropped, and the best
+ * `quota` kept (interests overlap, so quota/k each would leave the merged set
+ * well short of the quota). The reason is the recent history item most
+ * similar to the recalled item.
  */
 export class SequenceCandidateSource implements CandidateSource {
   constructor(
@@ -60,7 +62,13 @@ export class SequenceCandidateSource implements CandidateSource {
   }
 }
 
-/** HNSW retrieval for each interest, merged by best score; exported for evaluation. */
+/**
+ * HNSW retrieval for each interest, merged by best score; exported for evaluation.
+ * The search itself is unfiltered: a JS filter callback runs for every node the
+ * search visits (it was 41% of recall's main thread under load), so each
+ * interest asks for as many extra items as the history could remove and the
+ * seen ones are dropped afterwards.
+ */
 export function retrieve(
   model: SequenceModel,
   interests: Float32Array,
@@ -68,6 +76,7 @@ export function retrieve(
   quota: number,
   channel: string,
   reasonWindow = 30,
+  overFetch = 2,
 ): Candidate[] {
   const { numInterests: K, dim: D } = model;
   const seen = new Set<number>();
@@ -75,18 +84,19 @@ export function retrieve(
     const idx = model.vocab.get(id);
     if (idx !== undefined) seen.add(idx);
   }
-  const perInterest = Math.max(1, Math.ceil(quota / K));
-  const available = model.index.getCurrentCount() - seen.size;
-  const k = Math.max(0, Math.min(perInterest, available));
+  const perInterest = Math.max(1, Math.ceil((quota * (K > 1 ? overFetch : 1)) / K));
+  const k = Math.min(perInterest + seen.size, model.index.getCurrentCount());
   const best = new Map<number, number>();
   const query = new Array<number>(D);
   for (let i = 0; i < K; i++) {
     if (k === 0) break;
     for (let d = 0; d < D; d++) query[d] = interests[i * D + d]!;
-    const { neighbors, distances } = model.index.searchKnn(query, k, (label: number) => !seen.has(label));
-    for (let n = 0; n < neighbors.length; n++) {
-      const score = 1 - distances[n]!; // "ip" space distance is 1 - inner product
+    const { neighbors, distances } = model.index.searchKnn(query, k);
+    for (let n = 0, kept = 0; n < neighbors.length && kept < perInterest; n++) {
       const label = neighbors[n]!;
+      if (seen.has(label)) continue;
+      kept++;
+      const score = 1 - distances[n]!; // "ip" space distance is 1 - inner product
       const prev = best.get(label);
       if (prev === undefined || score > prev) best.set(label, score);
     }

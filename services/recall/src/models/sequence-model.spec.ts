@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { EventType, type HistoryRow } from "@recsys/shared";
 import hnswlib from "hnswlib-node";
+import { retrieve } from "../channels/sequence.js";
 import { encodeHistories, gapBucket, ratingBucket, type SequenceModel } from "./sequence-model.js";
 
 const model = {
@@ -53,5 +54,42 @@ describe("sequence model inputs (bucket rules shared with the trainer)", () => {
     const { neighbors, distances } = index.searchKnn([0.6, 0.8], 2);
     assert.deepEqual(neighbors, [1, 0]);
     assert.ok(Math.abs(distances[0]! - 0) < 1e-6 && Math.abs(distances[1]! - 0.4) < 1e-6);
+  });
+});
+
+describe("retrieve (per-interest HNSW search, merged)", () => {
+  // 40 items on the unit circle (dim 2), vocab indices 2..41; a real hnswlib index.
+  const N = 40;
+  const itemIds = ["", "", ...Array.from({ length: N }, (_, i) => `i${i}`)];
+  const embeddings = new Float32Array((N + 2) * 2);
+  const index = new hnswlib.HierarchicalNSW("ip", 2);
+  index.initIndex(N + 2);
+  for (let i = 0; i < N; i++) {
+    const a = (2 * Math.PI * i) / N;
+    embeddings.set([Math.cos(a), Math.sin(a)], (i + 2) * 2);
+    index.addPoint([Math.cos(a), Math.sin(a)], i + 2);
+  }
+  const vocab = new Map(itemIds.map((id, i) => [id, i] as [string, number]).filter(([id]) => id));
+  const two = { numInterests: 2, dim: 2, vocab, itemIds, embeddings, index } as unknown as SequenceModel;
+  // interests pointing at items 0 and 20 (opposite sides of the circle)
+  const interests = new Float32Array([1, 0, -1, 0]);
+
+  it("fills the quota from both interests, never returns history items, best first", () => {
+    const out = retrieve(two, interests, ["i0", "i1", "i39"], 10, "kf");
+    assert.equal(out.length, 10);
+    const ids = out.map((c) => c.itemId);
+    for (const seen of ["i0", "i1", "i39"]) assert.ok(!ids.includes(seen), `${seen} is history`);
+    assert.ok(ids.includes("i20") && ids.includes("i2"), ids.join());
+    assert.equal(new Set(ids).size, 10);
+    const scores = out.map((c) => c.score);
+    assert.deepEqual(
+      scores,
+      [...scores].sort((a, b) => b - a),
+    );
+  });
+
+  it("asks for no more than the index holds", () => {
+    const out = retrieve(two, interests, [], 1_000, "kf");
+    assert.equal(out.length, N);
   });
 });
