@@ -32,15 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     rk.add_argument("--config", help="a config JSON instead of configs/rank.<profile>.json")
     rk.add_argument("--docs", help="write the ranking section of this evaluation markdown file")
     on = sub.add_parser("online", help="fine-tune a serving ranking model on a sample shard; publish if no regression")
-    on.add_argument("--model", choices=("em3", "prerank"), required=True)
+    on.add_argument("--model", choices=("em3", "prerank", *MODELS), required=True)
     on.add_argument("--store", default="var/models")
     on.add_argument("--data", default="data/ml-latest-small")
     on.add_argument("--shard", required=True, help="JSONL samples with histories (services/online-trainer)")
     on.add_argument("--tolerance", type=float, default=0.01, help="allowed holdout AUC drop")
     on.add_argument("--holdout-fraction", type=float, default=0.2)
     on.add_argument("--epochs", type=int, default=1)
-    on.add_argument("--lr", type=float, default=5e-4)
-    on.add_argument("--min-holdout", type=int, default=20)
+    on.add_argument("--lr", type=float, help="default 5e-4 (ranking models), 2e-4 (recall models)")
+    on.add_argument("--min-holdout", type=int, help="default 20 samples (ranking), 10 engaged samples (recall)")
     ba = sub.add_parser("baselines", help="popular and item-CF HR@K on the per-user split")
     ba.add_argument("--data", default="data/ml-latest-small")
     args = ap.parse_args(argv)
@@ -85,11 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.cmd == "online":
-        from .rank_online import online_update
-
+        if args.model in MODELS:
+            from .recall_online import online_update
+        else:
+            from .rank_online import online_update
+        extra = {k: v for k, v in (("lr", args.lr), ("min_holdout", args.min_holdout)) if v is not None}
         result = online_update(args.model, args.store, args.data, args.shard, tolerance=args.tolerance,
-                               holdout_fraction=args.holdout_fraction, epochs=args.epochs, lr=args.lr,
-                               min_holdout=args.min_holdout)
+                               holdout_fraction=args.holdout_fraction, epochs=args.epochs, **extra)
         print(json.dumps(result))
         return 0
 

@@ -69,6 +69,7 @@ def run(cfg: RunConfig, data_dir: str | Path, store_dir: str | Path, ds: Dataset
         if not parity <= PARITY_TOLERANCE:
             raise RuntimeError(f"ONNX parity {parity} exceeds {PARITY_TOLERANCE}")
         write_item_embeddings(model, staged / "item_embeddings.f32")
+        torch.save(model.state_dict(), staged / "weights.pt")   # the online trainer fine-tunes from it
         (staged / "item_vocab.tsv").write_text(ds.vocab_tsv())
 
         mc = model.cfg

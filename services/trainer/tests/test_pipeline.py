@@ -46,7 +46,7 @@ class QuickProfileTest(unittest.TestCase):
             with self.subTest(model=model):
                 vdir = self.version_dir(model)
                 manifest = store.verify_version(vdir)          # every checksum matches
-                self.assertEqual(sorted(manifest["files"]), ["item_embeddings.f32", "item_vocab.tsv", "model.onnx"])
+                self.assertEqual(sorted(manifest["files"]), ["item_embeddings.f32", "item_vocab.tsv", "model.onnx", "weights.pt"])
                 self.assertEqual(sorted(p.name for p in vdir.iterdir()),
                                  ["item_embeddings.f32", "item_vocab.tsv", "manifest.json", "model.onnx"])
                 L, K, D, N = (manifest[key] for key in ("max_seq_len", "num_interests", "embedding_dim", "vocab_size"))

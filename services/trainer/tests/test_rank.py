@@ -144,6 +144,33 @@ class RankPipelineTest(unittest.TestCase):
         self.assertLessEqual(manifest["onnx_parity_max_abs_diff"], 1e-4)
         self.assertIn("weights.pt", manifest["files"])
 
+    def test_online_recall_update(self):
+        """KuaiFormer fine-tuned on the engaged samples: published when the holdout HR@100 holds,
+        rejected (CURRENT unchanged) when the bar is impossible."""
+        import shutil
+
+        st = Path(self.tmp.name) / "online-recall-store"
+        shutil.copytree(self.store, st)
+        shard = self.write_shard(Path(self.tmp.name) / "shard-recall.jsonl", n=160)
+        before = store.read_current(st, "kuaiformer")
+
+        def run(tolerance):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(main(["online", "--model", "kuaiformer", "--store", str(st), "--data",
+                                       str(self.data), "--shard", str(shard), "--tolerance", tolerance]), 0)
+            return json.loads(out.getvalue())
+
+        r = run("-1")
+        self.assertEqual(r["decision"], "rejected", r)
+        self.assertEqual(store.read_current(st, "kuaiformer"), before)
+        r = run("1")
+        self.assertEqual(r["decision"], "published", r)
+        manifest = store.verify_version(st / "kuaiformer" / r["version"])
+        self.assertEqual(manifest["parent_version"], before)
+        self.assertLessEqual(manifest["onnx_parity_max_abs_diff"], 1e-4)
+        self.assertEqual(store.read_current(st, "kuaiformer"), r["version"])
+
     def test_ablations_and_funnel_metrics_are_reported(self):
         self.assertIn("id+content", self.summary["ablations"])
         m = self.summary["ablations"]["id+content"]
