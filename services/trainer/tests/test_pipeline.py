@@ -46,9 +46,9 @@ class QuickProfileTest(unittest.TestCase):
             with self.subTest(model=model):
                 vdir = self.version_dir(model)
                 manifest = store.verify_version(vdir)          # every checksum matches
-                self.assertEqual(sorted(manifest["files"]), ["item_embeddings.f32", "item_vocab.tsv", "model.onnx", "weights.pt"])
-                self.assertEqual(sorted(p.name for p in vdir.iterdir()),
-                                 ["item_embeddings.f32", "item_vocab.tsv", "manifest.json", "model.onnx"])
+                files = ["item_embeddings.f32", "item_vocab.tsv", "model.onnx", "weights.pt"]
+                self.assertEqual(sorted(manifest["files"]), files)
+                self.assertEqual(sorted(p.name for p in vdir.iterdir()), sorted([*files, "manifest.json"]))
                 L, K, D, N = (manifest[key] for key in ("max_seq_len", "num_interests", "embedding_dim", "vocab_size"))
                 self.assertEqual(K, k)
                 self.assertEqual(N, 302)
