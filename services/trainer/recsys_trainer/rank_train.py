@@ -209,7 +209,13 @@ def predict(model, feats: Features, s: Samples, part: int, batch_contexts: int =
 
 
 def evaluate(model, feats: Features, s: Samples, part: int, vocab: Vocab) -> dict:
-    rows, click, like = predict(model, feats, s, part)
+    """AUC and GAUC per task, also on the samples whose item is cold (not in the item vocabulary).
+    `model` may be a function (samples rows -> scores) for baselines."""
+    if callable(model) and not isinstance(model, torch.nn.Module):
+        rows = np.flatnonzero(s.part_mask(part))
+        click = like = model(rows)
+    else:
+        rows, click, like = predict(model, feats, s, part)
     users = s.ctx_user[s.s_ctx[rows]]
     cold = vocab.item_map[s.s_item[rows]] == OOV_IDX
     out = {"samples": int(len(rows)), "cold_samples": int(cold.sum()),
@@ -454,6 +460,12 @@ def run(cfg: RankRunConfig, data_dir: str | Path, store_dir: str | Path, recall_
                          "val": evaluate(model, feats, samples, 1, vocab), **info}
         log(f"[em3:{mode}] test {json.dumps({k: round(v, 4) for k, v in results[mode]['test'].items()})}")
         models[mode] = model
+
+    # reference: training-period popularity (interaction count) as the score of both tasks
+    train_counts = np.bincount(ds.items[ds.timestamps < split.t_val], minlength=ds.vocab_size).astype(np.float64)
+    results["popularity"] = {"test": evaluate(lambda rows: train_counts[samples.s_item[rows]], feats, samples, 2,
+                                              vocab)}
+    log(f"[popularity] test {json.dumps({k: round(v, 4) for k, v in results['popularity']['test'].items()})}")
 
     torch.manual_seed(cfg.seed + 100)
     pcfg = model_config(cfg.prerank_model, ds, vocab, content, None)
