@@ -17,6 +17,7 @@ export class Metrics {
   readonly filtered: Counter<"filter">;
   readonly modelLoads: Counter<"model" | "outcome">;
   readonly onnxInference: Histogram<"model" | "provider">;
+  readonly onnxExecutionProvider: Gauge<"model" | "requested" | "provider">;
   private server?: Server;
 
   constructor(readonly service: string) {
@@ -61,6 +62,12 @@ export class Metrics {
       buckets: LATENCY_BUCKETS,
       registers: [this.registry],
     });
+    this.onnxExecutionProvider = new Gauge({
+      name: "recsys_onnx_execution_provider",
+      help: "ONNX Runtime execution provider a model runs on (value 1), with the one requested",
+      labelNames: ["model", "requested", "provider"],
+      registers: [this.registry],
+    });
     this.filtered = new Counter({
       name: "recsys_filtered_candidates_total",
       help: "Candidates removed by each filter",
@@ -78,6 +85,16 @@ export class Metrics {
       this.modelVersion.remove({ model, version: previous });
     this.loadedVersions.set(model, version);
     this.modelVersion.set({ model, version }, 1);
+  }
+
+  private readonly providers = new Map<string, { requested: string; provider: string }>();
+
+  /** Marks the execution provider `model` runs on (and the one asked for), clearing the previous one. */
+  setExecutionProvider(model: string, requested: string, provider: string): void {
+    const previous = this.providers.get(model);
+    if (previous) this.onnxExecutionProvider.remove({ model, ...previous });
+    this.providers.set(model, { requested, provider });
+    this.onnxExecutionProvider.set({ model, requested, provider }, 1);
   }
 
   /** Serves /metrics on `port` (0 picks a free one). Resolves with the bound port. */

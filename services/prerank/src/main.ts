@@ -1,22 +1,27 @@
 import {
   byScoreDesc,
+  ContentTable,
   createRuntime,
   decodeCandidates,
   encodeCandidates,
+  type LearnedScorer,
   loadCatalog,
+  OnnxPool,
+  PRERANK_SPEC,
   requireIntInRange,
   requireMaxLength,
   requireUser,
+  watchRankingModel,
 } from "@recsys/shared";
 import { followItemsIntoCatalog } from "@recsys/shared/bus";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { prerankConfigSpec } from "./config.js";
+import { prerankScorer } from "./model.js";
 import { keepWithReserves } from "./reserve.js";
-import { GenreAffinityPrerankScorer } from "./scorer.js";
 
 const rt = createRuntime("prerank", prerankConfigSpec);
 const cfg = rt.config;
-let scorer: GenreAffinityPrerankScorer | undefined;
+let scorer: LearnedScorer | undefined;
 
 rt.server.add(PrerankService, {
   async prerank(req, ctx) {
@@ -29,24 +34,61 @@ rt.server.add(PrerankService, {
         ? cfg.RECSYS_PRERANK_KEEP
         : requireIntInRange(req.keep, "keep", 1, cfg.RECSYS_PRERANK_MAX_CANDIDATES);
     const stage = { requestId: ctx.requestId, user, scene: "", query: "", deadline: ctx.deadline };
-    const scored = scorer!.score(stage, candidates);
-    scored.sort(byScoreDesc);
-    const kept = keepWithReserves(scored, keep, cfg.RECSYS_PRERANK_RESERVED);
-    return { candidates: encodeCandidates(kept), modelVersion: scorer!.version };
+    // The response has no degradations field: a fallback shows in model_version and the metrics.
+    const scored = await scorer!.score(stage, candidates);
+    scored.candidates.sort(byScoreDesc);
+    const kept = keepWithReserves(scored.candidates, keep, cfg.RECSYS_PRERANK_RESERVED);
+    return { candidates: encodeCandidates(kept), modelVersion: scored.version };
   },
 });
 
 await rt.start(cfg.RECSYS_PRERANK_ADDR);
 const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
-scorer = new GenreAffinityPrerankScorer(catalog);
-rt.metrics.setModelVersion("prerank", scorer.version);
+// Content vectors (model features): the dataset's from the `content` model, new items' from the items topic.
+const content = ContentTable.load(cfg.RECSYS_MODEL_STORE, rt.logger);
+rt.metrics.setModelVersion("prerank.content", content.version);
 const itemFeed = await followItemsIntoCatalog({
   service: "prerank",
   cfg,
   logger: rt.logger,
   metrics: rt.metrics,
   catalog,
+  content,
 });
 rt.onShutdown(() => itemFeed.stop());
 await itemFeed.waitCaughtUp(10_000);
+
+// The prerank model, hot-swapped from the model store, on an ONNX worker thread.
+const pool = new OnnxPool({
+  threads: cfg.RECSYS_PRERANK_ONNX_THREADS,
+  intraOpNumThreads: cfg.RECSYS_PRERANK_ONNX_INTRA_OP_THREADS,
+  maxQueue: cfg.RECSYS_PRERANK_ONNX_MAX_QUEUE,
+});
+rt.onShutdown(() => pool.close());
+const watcher = await watchRankingModel({
+  spec: PRERANK_SPEC,
+  store: cfg.RECSYS_MODEL_STORE,
+  pool,
+  logger: rt.logger,
+  metrics: rt.metrics,
+  pollMs: cfg.RECSYS_MODEL_POLL_MS,
+  catalog,
+  content,
+});
+rt.onShutdown(() => watcher.stop());
+scorer = prerankScorer({
+  catalog,
+  current: () => watcher.current()?.value,
+  pool,
+  metrics: rt.metrics,
+  logger: rt.logger,
+  deadlineMarginMs: cfg.RECSYS_PRERANK_DEADLINE_MARGIN_MS,
+});
+rt.metrics.setModelVersion("prerank", scorer.version);
+watcher.onSwap(() => rt.metrics.setModelVersion("prerank", scorer!.version));
+if (watcher.current()) {
+  // A few full-size requests before SERVING, so the first real ones do not pay for a cold JIT.
+  const ms = await scorer.warmUp([...catalog.items.keys()], 1000);
+  rt.logger.info({ version: scorer.version, ms: Math.round(ms) }, "warm-up done");
+}
 rt.ready();

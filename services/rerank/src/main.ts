@@ -1,4 +1,5 @@
 import {
+  ContentTable,
   createRuntime,
   decodeCandidates,
   encodeCandidates,
@@ -40,6 +41,9 @@ rt.server.add(RerankService, {
 
 await rt.start(cfg.RECSYS_RERANK_ADDR);
 const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
+// Content vectors for MMR: the dataset's from the `content` model, new items' from the items topic.
+const content = ContentTable.load(cfg.RECSYS_MODEL_STORE, rt.logger);
+rt.metrics.setModelVersion("rerank.content", content.version);
 policy = new RerankPolicy(
   catalog,
   {
@@ -50,6 +54,7 @@ policy = new RerankPolicy(
     freshSlots: cfg.RECSYS_RERANK_FRESH_SLOTS,
   },
   rt.metrics,
+  content,
 );
 rt.metrics.setModelVersion("rerank", policy.version);
 const itemFeed = await followItemsIntoCatalog({
@@ -58,6 +63,7 @@ const itemFeed = await followItemsIntoCatalog({
   logger: rt.logger,
   metrics: rt.metrics,
   catalog,
+  content,
 });
 rt.onShutdown(() => itemFeed.stop());
 await itemFeed.waitCaughtUp(10_000);

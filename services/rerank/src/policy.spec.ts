@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ItemCatalog, newCandidate, type StageContext } from "@recsys/shared";
+import { ContentTable, ItemCatalog, newCandidate, type StageContext } from "@recsys/shared";
 import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
 import { RerankPolicy } from "./policy.js";
 
@@ -164,5 +164,35 @@ describe("RerankPolicy", () => {
     assert.equal(out[0]!.reason, 'matches your query "funny films"');
     const noQuery = policy.run(ctx, input, 6, [], {});
     assert.equal(noQuery[0]!.itemId, "a0", "without a query the query channel gets no precedence");
+  });
+
+  it("MMR measures similarity with content vectors, and with genre vectors where an item has none", () => {
+    const policy = (content?: ContentTable) =>
+      new RerankPolicy(
+        catalog,
+        { defaultWeights: { click: 1 }, mmrLambda: 0.5, mmrPool: 100, genreCapFraction: 1 },
+        undefined,
+        content,
+      );
+    // Three action films by score a0 > a1 > a2: a0 and a1 are remakes of one another (same content), a2 is not.
+    const input = () => [
+      newCandidate("a0", { taskScores: { click: 0.9 } }),
+      newCandidate("a1", { taskScores: { click: 0.89 } }),
+      newCandidate("a2", { taskScores: { click: 0.88 } }),
+    ];
+    const content = new ContentTable(3);
+    content.upsert("a0", [1, 0, 0], "");
+    content.upsert("a1", [1, 0, 0], "");
+    content.upsert("a2", [0, 1, 0], "");
+    const ids = (out: { itemId: string }[]) => out.map((c) => c.itemId);
+    // Genre vectors alone see three equally similar action films: score order.
+    assert.deepEqual(ids(policy().run(ctx, input(), 3, [], {})), ["a0", "a1", "a2"]);
+    // Content vectors see a1 repeat a0: a2 moves up.
+    assert.deepEqual(ids(policy(content).run(ctx, input(), 3, [], {})), ["a0", "a2", "a1"]);
+    // Without a content vector, a2 is compared by genre (same as a0's): score order again.
+    const partial = new ContentTable(3);
+    partial.upsert("a0", [1, 0, 0], "");
+    partial.upsert("a1", [1, 0, 0], "");
+    assert.deepEqual(ids(policy(partial).run(ctx, input(), 3, [], {})), ["a0", "a1", "a2"]);
   });
 });

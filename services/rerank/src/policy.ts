@@ -1,12 +1,13 @@
 /**
  * The rerank policy, in order: filters (duplicates, seen, blocked, excluded),
- * weighted fusion of task scores, MMR diversity, per-genre cap (not with a
+ * weighted fusion of task scores, MMR diversity (content-vector similarity), per-genre cap (not with a
  * query: the query says which genre the user wants), fresh-item slots,
  * query matches first (with a query), reasons.
  */
 import {
   blockedItemsFilter,
   type Candidate,
+  type ContentTable,
   duplicateItemsFilter,
   type ItemCatalog,
   idSetFilter,
@@ -42,6 +43,8 @@ export class RerankPolicy {
     private readonly catalog: ItemCatalog,
     private readonly config: RerankPolicyConfig,
     private readonly metrics?: Metrics,
+    /** Content vectors for MMR's similarity (genre vectors where an item has none). */
+    private readonly content?: ContentTable,
   ) {
     this.version = `mmr${config.mmrLambda}-cap${config.genreCapFraction}-fresh${config.freshSlots ?? 0}`;
   }
@@ -68,7 +71,7 @@ export class RerankPolicy {
     const hasQuery = ctx.query.trim().length > 0;
     const selectors: Selector[] = [
       weightedFusionSelector(Object.keys(weights).length > 0 ? weights : this.config.defaultWeights),
-      mmrSelector(this.catalog, this.config.mmrLambda, this.config.mmrPool),
+      mmrSelector(this.catalog, this.config.mmrLambda, this.config.mmrPool, this.content),
       ...(hasQuery ? [] : [genreCapSelector(this.catalog, this.config.genreCapFraction)]),
       freshSlotsSelector(this.config.freshSlots ?? 0),
       queryFirstSelector,

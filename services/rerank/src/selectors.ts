@@ -1,6 +1,7 @@
 import {
   byScoreDesc,
   type Candidate,
+  type ContentTable,
   cosine,
   type ItemCatalog,
   type Selector,
@@ -27,12 +28,38 @@ export function weightedFusionSelector(weights: Readonly<Record<string, number>>
 }
 
 /**
- * Maximal Marginal Relevance over item genre vectors: repeatedly picks the
- * candidate maximising  lambda * relevance - (1 - lambda) * max similarity to
- * what is already picked. Relevance is the score rescaled to [0, 1].
- * Only the first `count` positions are diversified; the rest keep their order.
+ * Pairwise similarity of `itemIds` for diversity: cosine of their content
+ * vectors (the content table: title, year, genres and, for catalog items,
+ * their description), or of their genre vectors when either item has no
+ * content vector. Vectors are looked up once per item.
  */
-export function mmrSelector(catalog: ItemCatalog, lambda: number, poolSize: number): Selector {
+export function itemSimilarity(
+  catalog: ItemCatalog,
+  content: ContentTable | undefined,
+  itemIds: readonly string[],
+): (i: number, j: number) => number {
+  const contentVectors = itemIds.map((id) => content?.get(id));
+  const genreVectors = itemIds.map((id) => catalog.genreVector(id));
+  return (i, j) => {
+    const a = contentVectors[i];
+    const b = contentVectors[j];
+    return a && b && a.length === b.length ? cosine(a, b) : cosine(genreVectors[i]!, genreVectors[j]!);
+  };
+}
+
+/**
+ * Maximal Marginal Relevance: repeatedly picks the candidate maximising
+ *   lambda * relevance - (1 - lambda) * max similarity to what is already picked,
+ * similarity as in itemSimilarity (content vectors, else genre vectors).
+ * Relevance is the score rescaled to [0, 1]. Only the first `count`
+ * positions are diversified; the rest keep their order.
+ */
+export function mmrSelector(
+  catalog: ItemCatalog,
+  lambda: number,
+  poolSize: number,
+  content?: ContentTable,
+): Selector {
   return {
     id: "mmr_diversity",
     select(_ctx, candidates, count) {
@@ -41,7 +68,11 @@ export function mmrSelector(catalog: ItemCatalog, lambda: number, poolSize: numb
       const max = Math.max(...pool.map((c) => c.score));
       const min = Math.min(...pool.map((c) => c.score));
       const span = max - min || 1;
-      const vectors = pool.map((c) => catalog.genreVector(c.itemId));
+      const similarity = itemSimilarity(
+        catalog,
+        content,
+        pool.map((c) => c.itemId),
+      );
       const maxSim = new Float64Array(pool.length);
       const taken = new Uint8Array(pool.length);
       const picked: Candidate[] = [];
@@ -60,7 +91,7 @@ export function mmrSelector(catalog: ItemCatalog, lambda: number, poolSize: numb
         taken[best] = 1;
         picked.push(pool[best]!);
         for (let i = 0; i < pool.length; i++) {
-          if (!taken[i]) maxSim[i] = Math.max(maxSim[i]!, cosine(vectors[i]!, vectors[best]!));
+          if (!taken[i]) maxSim[i] = Math.max(maxSim[i]!, similarity(i, best));
         }
       }
       const rest = pool.filter((_, i) => !taken[i]);

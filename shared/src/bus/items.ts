@@ -22,6 +22,7 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { ItemCatalog } from "../catalog.js";
 import { type ConfigOf, env } from "../config.js";
 import type { ItemRecord } from "../data/dataset.js";
+import type { ContentTable } from "../encoder/content-table.js";
 import type { ItemUpdate } from "../gen/recsys/events/v1/events_pb.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
@@ -173,16 +174,37 @@ export async function followItemUpdates(options: ItemFeedOptions): Promise<ItemF
   };
 }
 
-/** Follows the items topic into an ItemCatalog (titles, genres, ages of new and changed items). */
+/**
+ * Follows the items topic into an ItemCatalog (titles, genres, ages of new
+ * and changed items) and, when given, a ContentTable (their content vectors;
+ * vectors of another encoder are skipped and logged now and then).
+ */
 export function followItemsIntoCatalog(
-  options: Omit<ItemFeedOptions, "handle"> & { readonly catalog: ItemCatalog },
+  options: Omit<ItemFeedOptions, "handle"> & {
+    readonly catalog: ItemCatalog;
+    readonly content?: ContentTable;
+  },
 ): Promise<ItemFeed> {
+  const { catalog, content, logger } = options;
   return followItemUpdates({
     ...options,
     handle(updates) {
       for (const update of updates) {
         const { record, createdAtMs } = itemRecordOf(update);
-        if (record.itemId) options.catalog.upsert(record, createdAtMs);
+        if (!record.itemId) continue;
+        catalog.upsert(record, createdAtMs);
+        if (content?.upsert(record.itemId, update.contentVector, update.encoder) === "incompatible") {
+          if (content.skipped % 1000 === 1)
+            logger.warn(
+              {
+                itemId: record.itemId,
+                encoder: update.encoder,
+                dim: update.contentVector.length,
+                skipped: content.skipped,
+              },
+              "item update with an incompatible content vector: not used",
+            );
+        }
       }
     },
   });

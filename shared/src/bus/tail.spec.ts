@@ -4,13 +4,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import { ItemCatalog } from "../catalog.js";
 import { loadConfig } from "../config.js";
+import { ContentTable } from "../encoder/content-table.js";
 import { ItemUpdateSchema } from "../gen/recsys/events/v1/events_pb.js";
 import { createLogger } from "../log.js";
 import { Metrics } from "../metrics.js";
 import { openBus } from "./config.js";
 import { EmbeddedBus, topicDir } from "./embedded.js";
-import { catalogBusDir, followItemUpdates, itemFeedConfigSpec, itemRecordOf } from "./items.js";
+import {
+  catalogBusDir,
+  followItemsIntoCatalog,
+  followItemUpdates,
+  itemFeedConfigSpec,
+  itemRecordOf,
+} from "./items.js";
 import { EmbeddedLog } from "./log.js";
 import { EmbeddedLogTail } from "./tail.js";
 import { encodeRecord, TOPICS } from "./topics.js";
@@ -127,6 +135,39 @@ describe("followItemUpdates on the embedded bus", () => {
     await owner.publish(topic, [update("a", 7)]);
     for (let i = 0; i < 100 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(seen.at(-1), "a:7:2026");
+    await feed.stop();
+    await owner.close();
+  });
+});
+
+describe("followItemsIntoCatalog on the embedded bus", () => {
+  it("fills the catalogue and the content table; vectors of another encoder or size are skipped", async () => {
+    const busDir = mkdtempSync(join(tmpdir(), "items-catalog-"));
+    const cfg = loadConfig(itemFeedConfigSpec, { RECSYS_BUS_DIR: busDir, RECSYS_ITEMS_POLL_MS: "20" });
+    const owner = EmbeddedBus.open({ dir: catalogBusDir(cfg), logger });
+    const update = (itemId: string, contentVector: number[], encoder: string) =>
+      encodeRecord(
+        TOPICS.items,
+        create(ItemUpdateSchema, {
+          item: { itemId, title: itemId, genres: ["Drama"] },
+          contentVector,
+          encoder,
+        }),
+      );
+    await owner.publish("items", [
+      update("same-encoder", [0, 1, 0], "enc@abc1;fusion=text"),
+      update("other-encoder", [0, 1, 0], "enc@ffff;fusion=text"),
+      update("other-size", [0, 1], "enc@abc1"),
+      update("no-vector", [], ""),
+    ]);
+    const catalog = new ItemCatalog([], []);
+    const content = new ContentTable(3, "v1", "abc123");
+    const feed = await followItemsIntoCatalog({ service: "test", cfg, logger, catalog, content });
+    assert.equal(await feed.waitCaughtUp(5_000), true);
+    assert.deepEqual([...catalog.items.keys()], ["same-encoder", "other-encoder", "other-size", "no-vector"]);
+    assert.deepEqual(Array.from(content.get("same-encoder") ?? []), [0, 1, 0]);
+    assert.equal(content.size, 1);
+    assert.equal(content.skipped, 2);
     await feed.stop();
     await owner.close();
   });

@@ -5,7 +5,7 @@
  * (write to a temporary file, then rename).
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface ModelManifest {
@@ -71,6 +71,30 @@ export function publishVersion(
   writeFileSync(tmp, `${version}\n`);
   renameSync(tmp, join(store, model, "CURRENT"));
   return manifest;
+}
+
+/**
+ * Copies a published version of `model` (CURRENT by default) from `fromStore`
+ * to `toStore` as `newVersion`, lets `change` edit the copy's files or
+ * manifest (keys besides model, version, created_at and files are kept),
+ * then publishes it with fresh checksums and points CURRENT at it. Tests use
+ * it to publish damaged or mismatched versions that pass the checksum check.
+ */
+export function copyVersion(
+  fromStore: string,
+  toStore: string,
+  model: string,
+  newVersion: string,
+  change?: (dir: string, manifest: Record<string, unknown>) => void,
+  fromVersion = currentVersion(fromStore, model),
+): ModelManifest {
+  if (!fromVersion) throw new ModelStoreError(`${model}: no CURRENT version in ${fromStore}`);
+  const to = versionDir(toStore, model, newVersion);
+  cpSync(versionDir(fromStore, model, fromVersion), to, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(to, "manifest.json"), "utf8")) as Record<string, unknown>;
+  change?.(to, manifest);
+  const { model: _m, version: _v, created_at: _c, files, ...rest } = manifest;
+  return publishVersion(toStore, model, newVersion, Object.keys(files as Record<string, string>), rest);
 }
 
 /** A sortable version id: UTC timestamp plus a short suffix. */

@@ -1,0 +1,260 @@
+/**
+ * Input tensors of the learned prerank and rank models (docs/ranking.md):
+ * per item a vocabulary index, genre indices, a year bucket and the content
+ * vector; per request the user's index and history window, and every
+ * candidate in one batch.
+ *
+ * Prerank scores ~1,000 candidates per request, so the per-item inputs are
+ * precomputed once per model version (ItemFeatureTable) and copied into the
+ * request's tensors without allocating anything per candidate. int64 values
+ * are written as the low 32-bit word of each element (all are small and
+ * non-negative; the host is little-endian, see funnel/codec.ts), never as
+ * BigInts.
+ */
+import type { ItemCatalog } from "../catalog.js";
+import type { ItemRecord } from "../data/dataset.js";
+import type { ContentTable } from "../encoder/content-table.js";
+import type { HistoryRow, UserView } from "../funnel/types.js";
+import { EventType } from "../gen/recsys/common/v1/common_pb.js";
+import { float32Tensor, type TensorData } from "../onnx/pool.js";
+import type { RankingInputName, RankingModelSpec } from "./model.js";
+
+/** Vocabulary indices: 0 padding, 1 out of vocabulary (items and users). */
+export const PAD = 0;
+export const OOV = 1;
+
+/** What the item inputs of one model version are made from. */
+export interface FeatureSpace {
+  /** L: history window. */
+  readonly maxHistLen: number;
+  /** G: genre indices per item. */
+  readonly maxGenres: number;
+  /** C: content vector size. */
+  readonly contentDim: number;
+  readonly yearMin: number;
+  readonly yearMax: number;
+  /** item id -> item_vocab index (>= 2). */
+  readonly itemVocab: ReadonlyMap<string, number>;
+  /** genre -> genre_vocab index (>= 1). */
+  readonly genreVocab: ReadonlyMap<string, number>;
+}
+
+/** 0 when unknown, else clamp(year, year_min, year_max) - year_min + 1. */
+export function yearBucket(year: number | undefined, yearMin: number, yearMax: number): number {
+  if (year === undefined || !Number.isFinite(year)) return 0;
+  return Math.min(yearMax, Math.max(yearMin, Math.round(year))) - yearMin + 1;
+}
+
+/**
+ * The history rule shared with training: the user's events whose type is not
+ * IMPRESSION, SKIP or DISLIKE, the last `maxLen` of them, oldest first. (A
+ * served history holds only events before the request: "strictly before the
+ * scored moment" holds by construction.)
+ */
+export function rankingHistory(history: readonly HistoryRow[], maxLen: number): string[] {
+  const out: string[] = [];
+  for (let i = history.length - 1; i >= 0 && out.length < maxLen; i--) {
+    const e = history[i]!;
+    if (e.type === EventType.IMPRESSION || e.type === EventType.SKIP || e.type === EventType.DISLIKE)
+      continue;
+    out.push(e.itemId);
+  }
+  return out.reverse();
+}
+
+/** An int64 tensor written through its low 32-bit words. */
+class Int64Column {
+  readonly words: Int32Array;
+  constructor(readonly length: number) {
+    this.words = new Int32Array(length * 2);
+  }
+  tensor(dims: number[]): TensorData {
+    return { type: "int64", dims, data: this.words.buffer as ArrayBuffer };
+  }
+}
+
+/** Destination of item rows: the hist_* or cand_* tensors of one request. */
+interface ItemColumns {
+  readonly item: Int64Column;
+  readonly genres: Int64Column;
+  readonly year: Int64Column;
+  readonly content: Float32Array;
+  readonly hasContent?: Float32Array;
+}
+
+/**
+ * The per-item inputs of one model version, one row ("slot") per item of
+ * the catalogue or the content table. A row is rebuilt when its item's
+ * catalogue record or content vector was replaced since (both are replaced,
+ * never mutated, on an item update), and items that arrive later get a row
+ * when first seen; so the table needs no update hook and cannot miss an
+ * update that came in while a new model version was loading.
+ */
+export class ItemFeatureTable {
+  private readonly slots = new Map<string, number>();
+  private records: Array<ItemRecord | undefined> = [];
+  private vectors: Array<Float32Array | undefined> = [];
+  private vocabIdx: Int32Array;
+  private genres: Int32Array;
+  private years: Int32Array;
+  private count = 0;
+  private readonly G: number;
+
+  constructor(
+    readonly space: FeatureSpace,
+    private readonly catalog: ItemCatalog,
+    private readonly content: ContentTable,
+  ) {
+    this.G = space.maxGenres;
+    const capacity = Math.max(1024, Math.ceil((catalog.size + 64) * 1.25));
+    this.vocabIdx = new Int32Array(capacity);
+    this.genres = new Int32Array(capacity * this.G);
+    this.years = new Int32Array(capacity);
+    for (const itemId of catalog.items.keys()) this.slotOf(itemId);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The item's vocabulary index (OOV when the model does not know it). */
+  vocabIndex(itemId: string): number {
+    return this.space.itemVocab.get(itemId) ?? OOV;
+  }
+
+  /** The item's row, (re)built when missing or stale; -1 for an item neither the catalogue nor the content table knows. */
+  slotOf(itemId: string): number {
+    const record = this.catalog.items.get(itemId);
+    const vector = this.content.get(itemId);
+    let slot = this.slots.get(itemId);
+    if (slot !== undefined) {
+      if (this.records[slot] === record && this.vectors[slot] === vector) return slot;
+    } else {
+      if (!record && !vector) return -1;
+      slot = this.count++;
+      this.grow(this.count);
+      this.slots.set(itemId, slot);
+    }
+    this.records[slot] = record;
+    this.vectors[slot] = vector;
+    this.vocabIdx[slot] = this.vocabIndex(itemId);
+    const g0 = slot * this.G;
+    this.genres.fill(PAD, g0, g0 + this.G);
+    let g = 0;
+    for (const genre of record?.genres ?? []) {
+      if (g >= this.G) break;
+      const idx = this.space.genreVocab.get(genre);
+      if (idx !== undefined) this.genres[g0 + g++] = idx;
+    }
+    this.years[slot] = yearBucket(record?.year, this.space.yearMin, this.space.yearMax);
+    return slot;
+  }
+
+  private grow(needed: number): void {
+    if (needed <= this.vocabIdx.length) return;
+    const capacity = this.vocabIdx.length * 2;
+    const vocabIdx = new Int32Array(capacity);
+    vocabIdx.set(this.vocabIdx);
+    const genres = new Int32Array(capacity * this.G);
+    genres.set(this.genres);
+    const years = new Int32Array(capacity);
+    years.set(this.years);
+    this.vocabIdx = vocabIdx;
+    this.genres = genres;
+    this.years = years;
+  }
+
+  /**
+   * Writes `itemId` into row `row` of `out` (rows start zeroed: padding).
+   * Returns whether the item is out of the model's vocabulary.
+   */
+  write(itemId: string, row: number, out: ItemColumns): boolean {
+    const slot = this.slotOf(itemId);
+    const G = this.G;
+    const C = this.space.contentDim;
+    if (slot < 0) {
+      const idx = this.vocabIndex(itemId);
+      out.item.words[row * 2] = idx;
+      return idx === OOV;
+    }
+    const idx = this.vocabIdx[slot]!;
+    out.item.words[row * 2] = idx;
+    out.year.words[row * 2] = this.years[slot]!;
+    const gw = out.genres.words;
+    for (let g = 0, from = slot * G, to = row * G * 2; g < G; g++, to += 2) gw[to] = this.genres[from + g]!;
+    const vector = this.vectors[slot];
+    if (vector && vector.length === C) {
+      out.content.set(vector, row * C);
+      if (out.hasContent) out.hasContent[row] = 1;
+    }
+    return idx === OOV;
+  }
+}
+
+export interface RankingFeeds {
+  readonly feeds: Record<string, TensorData>;
+  /** Candidates out of the model's item vocabulary (scored through OOV index 1 and their content). */
+  readonly oovCandidates: number;
+  /** History items out of the vocabulary. */
+  readonly oovHistory: number;
+  /** History window length used (before padding). */
+  readonly historyLength: number;
+}
+
+/**
+ * The feeds of one request: the user side once ([1, ...], the history
+ * LEFT-padded to L) and every candidate in one batch ([N, ...]). Only the
+ * inputs `spec` takes are returned.
+ */
+export function buildRankingFeeds(
+  spec: RankingModelSpec,
+  space: FeatureSpace,
+  userVocab: ReadonlyMap<string, number>,
+  features: ItemFeatureTable,
+  user: UserView,
+  candidateIds: readonly string[],
+): RankingFeeds {
+  const { maxHistLen: L, maxGenres: G, contentDim: C } = space;
+  const N = candidateIds.length;
+  const wanted = new Set<string>(spec.inputs);
+  const feeds: Record<string, TensorData> = {};
+  const put = (name: RankingInputName, tensor: () => TensorData) => {
+    if (wanted.has(name)) feeds[name] = tensor();
+  };
+
+  const userIdx = new Int64Column(1);
+  userIdx.words[0] = userVocab.get(user.userId) ?? OOV;
+  put("user_idx", () => userIdx.tensor([1]));
+
+  const window = rankingHistory(user.history, L);
+  const hist: ItemColumns = {
+    item: new Int64Column(L),
+    genres: new Int64Column(L * G),
+    year: new Int64Column(L),
+    content: new Float32Array(L * C),
+  };
+  let oovHistory = 0;
+  for (let k = 0, row = L - window.length; k < window.length; k++, row++)
+    if (features.write(window[k]!, row, hist)) oovHistory++;
+  put("hist_item_idx", () => hist.item.tensor([1, L]));
+  put("hist_genres", () => hist.genres.tensor([1, L, G]));
+  put("hist_year", () => hist.year.tensor([1, L]));
+  put("hist_content", () => float32Tensor(hist.content, [1, L, C]));
+
+  const hasContent = new Float32Array(N);
+  const cand: ItemColumns = {
+    item: new Int64Column(N),
+    genres: new Int64Column(N * G),
+    year: new Int64Column(N),
+    content: new Float32Array(N * C),
+    hasContent,
+  };
+  let oovCandidates = 0;
+  for (let i = 0; i < N; i++) if (features.write(candidateIds[i]!, i, cand)) oovCandidates++;
+  put("cand_item_idx", () => cand.item.tensor([N]));
+  put("cand_genres", () => cand.genres.tensor([N, G]));
+  put("cand_year", () => cand.year.tensor([N]));
+  put("cand_content", () => float32Tensor(cand.content, [N, C]));
+  put("cand_has_content", () => float32Tensor(hasContent, [N]));
+  return { feeds, oovCandidates, oovHistory, historyLength: window.length };
+}

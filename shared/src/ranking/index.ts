@@ -1,0 +1,3 @@
+export * from "./features.js";
+export * from "./model.js";
+export * from "./scorer.js";

@@ -1,0 +1,278 @@
+/**
+ * The learned prerank and rank models as exported by services/trainer (see
+ * docs/ranking.md for the artifact contract): one ONNX graph plus item, user
+ * and genre vocabularies, loaded by ModelWatcher and validated before they
+ * serve: the manifest's sizes and tensor signature against the contract, the
+ * vocabularies, and a probe batch whose outputs must be finite.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ItemCatalog } from "../catalog.js";
+import type { ContentTable } from "../encoder/content-table.js";
+import { EventType } from "../gen/recsys/common/v1/common_pb.js";
+import type { OnnxPool, TensorData } from "../onnx/pool.js";
+import type { ModelManifest } from "../store/modelstore.js";
+import { buildRankingFeeds, type FeatureSpace, ItemFeatureTable } from "./features.js";
+
+export type RankingInputName =
+  | "user_idx"
+  | "hist_item_idx"
+  | "hist_genres"
+  | "hist_year"
+  | "hist_content"
+  | "cand_item_idx"
+  | "cand_genres"
+  | "cand_year"
+  | "cand_content"
+  | "cand_has_content";
+
+/** Dimensions of the contract: 1 = the one user, L history length, G genres, C content, N candidates. */
+type Dim = "1" | "L" | "G" | "C" | "N";
+
+/** Every input of the contract with its dtype and shape. */
+export const RANKING_INPUTS: Readonly<
+  Record<RankingInputName, { readonly dtype: "int64" | "float32"; readonly shape: readonly Dim[] }>
+> = {
+  user_idx: { dtype: "int64", shape: ["1"] },
+  hist_item_idx: { dtype: "int64", shape: ["1", "L"] },
+  hist_genres: { dtype: "int64", shape: ["1", "L", "G"] },
+  hist_year: { dtype: "int64", shape: ["1", "L"] },
+  hist_content: { dtype: "float32", shape: ["1", "L", "C"] },
+  cand_item_idx: { dtype: "int64", shape: ["N"] },
+  cand_genres: { dtype: "int64", shape: ["N", "G"] },
+  cand_year: { dtype: "int64", shape: ["N"] },
+  cand_content: { dtype: "float32", shape: ["N", "C"] },
+  cand_has_content: { dtype: "float32", shape: ["N"] },
+};
+
+/** What one model of the contract takes and gives. */
+export interface RankingModelSpec {
+  /** Model store name. */
+  readonly model: string;
+  readonly inputs: readonly RankingInputName[];
+  /** Outputs, each float32 [N]. */
+  readonly outputs: readonly string[];
+  /** manifest.tasks must be exactly these. */
+  readonly tasks: readonly string[];
+}
+
+/** EM3-style multi-task rank model: click and like probabilities. */
+export const EM3_SPEC: RankingModelSpec = {
+  model: "em3",
+  inputs: Object.keys(RANKING_INPUTS) as RankingInputName[],
+  outputs: ["click", "like"],
+  tasks: ["click", "like"],
+};
+
+/** Two-tower prerank model: a click logit. */
+export const PRERANK_SPEC: RankingModelSpec = {
+  model: "prerank",
+  inputs: [
+    "user_idx",
+    "hist_item_idx",
+    "cand_item_idx",
+    "cand_genres",
+    "cand_year",
+    "cand_content",
+    "cand_has_content",
+  ],
+  outputs: ["score"],
+  tasks: ["click"],
+};
+
+export interface RankingModel extends FeatureSpace {
+  readonly spec: RankingModelSpec;
+  readonly version: string;
+  readonly modelPath: string;
+  /** user id -> user_vocab index. */
+  readonly userVocab: ReadonlyMap<string, number>;
+  /** Per-item input rows for this version's vocabularies. */
+  readonly features: ItemFeatureTable;
+  /** Execution provider the probe batch ran on, and why it is not the requested one. */
+  readonly provider: string;
+  readonly providerFallbackReason?: string;
+}
+
+export class RankingModelError extends Error {
+  override readonly name = "RankingModelError";
+}
+
+interface SignatureEntry {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly (string | number)[];
+}
+
+function positiveInt(manifest: ModelManifest, key: string): number {
+  const v = Number(manifest[key]);
+  if (!Number.isInteger(v) || v <= 0)
+    throw new RankingModelError(`manifest.${key} must be a positive integer`);
+  return v;
+}
+
+/**
+ * Checks the manifest's sizes, tasks and tensor signature against `spec`.
+ * Fixed dimensions must match the manifest's (symbolic ones are accepted:
+ * the probe batch checks them); the graph must take exactly the spec's
+ * inputs, since the services feed nothing else.
+ */
+export function checkRankingManifest(
+  spec: RankingModelSpec,
+  manifest: ModelManifest,
+  content: Pick<ContentTable, "dim" | "encoderSha">,
+): Omit<FeatureSpace, "itemVocab" | "genreVocab"> {
+  const L = positiveInt(manifest, "max_hist_len");
+  const G = positiveInt(manifest, "max_genres");
+  const C = positiveInt(manifest, "content_dim");
+  const yearMin = Number(manifest.year_min);
+  const yearMax = Number(manifest.year_max);
+  if (!Number.isInteger(yearMin) || !Number.isInteger(yearMax) || yearMin > yearMax)
+    throw new RankingModelError("manifest.year_min and year_max must be integers, year_min <= year_max");
+  if (C !== content.dim)
+    throw new RankingModelError(`manifest.content_dim is ${C}, the content vectors have ${content.dim}`);
+  // Content vectors of another encoder live in another space: the model would read noise.
+  const trainedOn = manifest.content_encoder_sha256;
+  if (typeof trainedOn === "string" && trainedOn && content.encoderSha && trainedOn !== content.encoderSha)
+    throw new RankingModelError(
+      `trained on content vectors of encoder ${trainedOn.slice(0, 16)}, the content table has ${content.encoderSha.slice(0, 16)}`,
+    );
+  const tasks = manifest.tasks;
+  if (!Array.isArray(tasks) || tasks.join(",") !== spec.tasks.join(","))
+    throw new RankingModelError(`manifest.tasks must be ${JSON.stringify(spec.tasks)}`);
+
+  const sig = manifest.signature as { inputs?: SignatureEntry[]; outputs?: SignatureEntry[] } | undefined;
+  if (!Array.isArray(sig?.inputs) || !Array.isArray(sig.outputs))
+    throw new RankingModelError("manifest.signature is missing");
+  const sizes: Record<Dim, number | undefined> = { "1": 1, L, G, C, N: undefined };
+  const shapeOk = (actual: readonly (string | number)[], expected: readonly Dim[]) =>
+    Array.isArray(actual) &&
+    actual.length === expected.length &&
+    expected.every((d, i) => {
+      const a = actual[i];
+      if (typeof a === "string") return true; // symbolic (dynamic) dimension
+      const size = sizes[d];
+      return size !== undefined && a === size; // N must be dynamic
+    });
+  for (const name of spec.inputs) {
+    const want = RANKING_INPUTS[name];
+    const input = sig.inputs.find((i) => i.name === name);
+    if (!input) throw new RankingModelError(`signature: input ${name} missing`);
+    if (input.dtype !== want.dtype || !shapeOk(input.shape, want.shape))
+      throw new RankingModelError(
+        `signature: input ${name} is ${input.dtype} ${JSON.stringify(input.shape)}, expected ${want.dtype} [${want.shape.join(", ")}] with L=${L} G=${G} C=${C}`,
+      );
+  }
+  const extra = sig.inputs.filter((i) => !(spec.inputs as readonly string[]).includes(i.name));
+  if (extra.length > 0)
+    throw new RankingModelError(`signature: unexpected inputs ${extra.map((i) => i.name).join(", ")}`);
+  for (const name of spec.outputs) {
+    const output = sig.outputs.find((o) => o.name === name);
+    if (output?.dtype !== "float32" || !shapeOk(output.shape, ["N"]))
+      throw new RankingModelError(`signature: output ${name} must be float32 [N]`);
+  }
+  return { maxHistLen: L, maxGenres: G, contentDim: C, yearMin, yearMax };
+}
+
+/**
+ * Reads a vocabulary TSV: `header` line, then "index\tname" rows with
+ * index >= minIndex, no index or name twice.
+ */
+export function readVocab(path: string, header: string, minIndex: number): Map<string, number> {
+  const file = path.slice(path.lastIndexOf("/") + 1);
+  const lines = readFileSync(path, "utf8").split("\n");
+  if (lines[0]?.replace(/\r$/, "") !== header)
+    throw new RankingModelError(`${file}: header must be ${JSON.stringify(header)}`);
+  const vocab = new Map<string, number>();
+  const indices = new Set<number>();
+  for (let k = 1; k < lines.length; k++) {
+    const line = lines[k]!.replace(/\r$/, "");
+    if (!line) continue;
+    const tab = line.indexOf("\t");
+    const index = Number(line.slice(0, tab));
+    const name = line.slice(tab + 1);
+    if (
+      tab < 0 ||
+      !Number.isInteger(index) ||
+      index < minIndex ||
+      !name ||
+      vocab.has(name) ||
+      indices.has(index)
+    )
+      throw new RankingModelError(`${file} line ${k + 1}: bad entry ${JSON.stringify(line)}`);
+    vocab.set(name, index);
+    indices.add(index);
+  }
+  if (vocab.size === 0) throw new RankingModelError(`${file}: empty`);
+  return vocab;
+}
+
+export interface RankingModelSources {
+  readonly catalog: ItemCatalog;
+  readonly content: ContentTable;
+}
+
+/**
+ * Loads and validates a version directory of `spec.model`: manifest and
+ * signature, vocabularies, per-item feature rows, then a probe batch (a
+ * known and an unknown user, known and unknown items) whose every output
+ * must be float32 [N] and finite. Throws RankingModelError otherwise.
+ */
+export async function loadRankingModel(
+  spec: RankingModelSpec,
+  dir: string,
+  manifest: ModelManifest,
+  pool: OnnxPool,
+  sources: RankingModelSources,
+): Promise<RankingModel> {
+  const sizes = checkRankingManifest(spec, manifest, sources.content);
+  const itemVocab = readVocab(join(dir, "item_vocab.tsv"), "index\titem_id", 2);
+  const userVocab = readVocab(join(dir, "user_vocab.tsv"), "index\tuser_id", 2);
+  const genreVocab = readVocab(join(dir, "genre_vocab.tsv"), "index\tgenre", 1);
+  const space: FeatureSpace = { ...sizes, itemVocab, genreVocab };
+  const features = new ItemFeatureTable(space, sources.catalog, sources.content);
+  const modelPath = join(dir, "model.onnx");
+
+  // Probe: history and candidates of vocabulary items plus one unknown item, for a known and an unknown user.
+  const known = [...itemVocab.keys()].slice(0, sizes.maxHistLen + 2);
+  const candidates = [...known.slice(0, 4), "probe-unknown-item"];
+  const history = [...known, "probe-unknown-item"].map((itemId, i) => ({
+    itemId,
+    timestampMs: 1_000_000 + i * 60_000,
+    type: EventType.RATING,
+    value: 4,
+  }));
+  let provider = "";
+  let providerFallbackReason: string | undefined;
+  for (const userId of [[...userVocab.keys()][0]!, "probe-unknown-user"]) {
+    const user = { userId, known: true, blockedItemIds: [], earlierSeenItemIds: [], history };
+    const { feeds } = buildRankingFeeds(spec, space, userVocab, features, user, candidates);
+    let outputs: Record<string, TensorData>;
+    try {
+      const result = await pool.run(modelPath, feeds);
+      outputs = result.outputs;
+      provider = result.provider;
+      providerFallbackReason = result.fallbackReason;
+    } catch (err) {
+      throw new RankingModelError(`probe batch failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    for (const name of spec.outputs) {
+      const out = outputs[name];
+      if (out?.type !== "float32" || out.dims.join(",") !== String(candidates.length))
+        throw new RankingModelError(
+          `probe output ${name} is ${out?.type} [${out?.dims.join(",")}], expected float32 [${candidates.length}]`,
+        );
+      if (!new Float32Array(out.data).every(Number.isFinite))
+        throw new RankingModelError(`probe output ${name} has non-finite values`);
+    }
+  }
+  return {
+    ...space,
+    spec,
+    version: manifest.version,
+    modelPath,
+    userVocab,
+    features,
+    provider,
+    ...(providerFallbackReason ? { providerFallbackReason } : {}),
+  };
+}
