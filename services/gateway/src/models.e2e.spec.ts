@@ -94,6 +94,38 @@ describe("model versions in a live funnel", {
     assert.ok(!res.degradations.some((d) => d.includes("kuaiformer")));
   });
 
+  it("task_scores come from the EM3 version named in model_versions, which hot-swaps", async () => {
+    const recommend = () => client.recommend({ userId: "15", count: 30 }, { timeoutMs: 5_000 });
+    /** The rank version of a response, retrying past responses where rank fell back. */
+    const rankVersion = async () => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const res = await recommend();
+        if (!res.modelVersions.rank?.startsWith("fallback")) return res;
+        await sleep(100);
+      }
+      return recommend();
+    };
+    const res = await rankVersion();
+    assert.equal(res.modelVersions.rank, currentVersion(store, "em3"));
+    assert.equal(res.modelVersions.prerank, currentVersion(store, "prerank"));
+    assert.equal(res.items.length, 30);
+    for (const item of res.items) {
+      for (const task of ["click", "like"]) {
+        const v = item.taskScores[task];
+        assert.ok(v !== undefined && v > 0 && v < 1, `${item.itemId} ${task}=${v}`);
+      }
+    }
+    // scores vary by item: a model, not a constant
+    assert.ok(new Set(res.items.map((i) => i.taskScores.click)).size > 10);
+    republish(store, "em3", "29990101T000000Z-em3-swap");
+    let swapped = "";
+    for (let i = 0; i < 100 && swapped !== "29990101T000000Z-em3-swap"; i++) {
+      await sleep(100);
+      swapped = (await rankVersion()).modelVersions.rank ?? "";
+    }
+    assert.equal(swapped, "29990101T000000Z-em3-swap");
+  });
+
   it("hot-swaps a new version under load with zero failed calls", async (t) => {
     const before = currentVersion(store, "kuaiformer");
     const newVersion = "29990101T000000Z-hotswap";
