@@ -145,6 +145,30 @@ describe("RerankPolicy", () => {
     assert.ok(!none.run(ctx, input, 5, [], {}).some((c) => c.channels.includes("fresh")));
   });
 
+  it("fresh slots go to the newest fresh items, even when older fresh items score higher", () => {
+    const now = Date.now();
+    const local = new ItemCatalog(items, []);
+    local.upsert(
+      { itemId: "old-new", title: "Old new", genres: ["Drama"], year: 2026 },
+      now - 20 * 86_400_000,
+    );
+    local.upsert({ itemId: "brand-new", title: "Brand new", genres: ["Drama"], year: 2026 }, now - 1_000);
+    const policy = new RerankPolicy(local, {
+      defaultWeights: { click: 1 },
+      mmrLambda: 1,
+      mmrPool: 100,
+      genreCapFraction: 1,
+      freshSlots: 1,
+    });
+    const input = [
+      ...candidates(),
+      newCandidate("old-new", { taskScores: { click: 0.2 }, channels: ["fresh"] }),
+      newCandidate("brand-new", { taskScores: { click: 0.01 }, channels: ["fresh"] }),
+    ];
+    const ids = policy.run(ctx, input, 5, [], {}).map((c) => c.itemId);
+    assert.deepEqual(ids, ["a0", "a1", "a2", "a3", "brand-new"]);
+  });
+
   it("with a query, query matches come first, the genre cap is off, and the reason names the query", () => {
     const policy = new RerankPolicy(catalog, {
       defaultWeights: { click: 1 },

@@ -73,7 +73,7 @@ export class RerankPolicy {
       weightedFusionSelector(Object.keys(weights).length > 0 ? weights : this.config.defaultWeights),
       mmrSelector(this.catalog, this.config.mmrLambda, this.config.mmrPool, this.content),
       ...(hasQuery ? [] : [genreCapSelector(this.catalog, this.config.genreCapFraction)]),
-      freshSlotsSelector(this.config.freshSlots ?? 0),
+      freshSlotsSelector(this.config.freshSlots ?? 0, this.catalog),
       queryFirstSelector,
     ];
     let list = filtered;

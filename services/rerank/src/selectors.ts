@@ -132,27 +132,33 @@ export function genreCapSelector(catalog: ItemCatalog, fraction: number): Select
 }
 
 /**
- * Exploration slots for new items: when the first `count` positions hold
- * fewer than `slots` candidates of the `fresh` channel, the best remaining
- * fresh candidates take the places of the lowest non-fresh ones there. The
- * interim rank scores lean on popularity and past interactions, which a new
- * item does not have yet; without slots it would rarely be shown, and so
- * never collect the interactions that would rank it.
+ * Exploration slots for new items: the `slots` newest candidates of the
+ * `fresh` channel (by catalogue age; ties keep list order) are guaranteed a
+ * place in the first `count` positions, taking the places of the lowest
+ * placed others there. The rank model scores a brand-new item through its
+ * content only (it is outside the ID vocabularies), so fresh items that have
+ * already collected interactions usually outscore it; without slots for the
+ * newest it would rarely be shown, and so never collect the interactions
+ * that would rank it.
  */
-export function freshSlotsSelector(slots: number): Selector {
+export function freshSlotsSelector(slots: number, catalog: ItemCatalog): Selector {
   const isFresh = (c: Candidate) => c.channels.includes("fresh");
   return {
     id: "fresh_slots",
     select(_ctx, candidates, count) {
+      if (slots <= 0) return candidates;
+      const now = Date.now();
+      const age = (c: Candidate) => catalog.ageMs(c.itemId, now) ?? Number.POSITIVE_INFINITY;
+      const fresh = candidates.map((c, i) => ({ c, i, age: age(c) })).filter(({ c }) => isFresh(c));
+      fresh.sort((a, b) => (a.age === b.age ? a.i - b.i : a.age < b.age ? -1 : 1));
+      const wanted = new Set(fresh.slice(0, slots).map((f) => f.c));
       const head = candidates.slice(0, count);
-      const missing = slots - head.filter(isFresh).length;
-      if (missing <= 0) return candidates;
-      const promoted = candidates.slice(count).filter(isFresh).slice(0, missing);
+      const promoted = candidates.slice(count).filter((c) => wanted.has(c));
       if (promoted.length === 0) return candidates;
-      // The last non-fresh places of the head, in list order; the best fresh item takes the first.
+      // The last places of the head not holding a wanted item, in list order; the best promoted item takes the first.
       const places: number[] = [];
       for (let k = head.length - 1; k >= 0 && places.length < promoted.length; k--)
-        if (!isFresh(head[k]!)) places.unshift(k);
+        if (!wanted.has(head[k]!)) places.unshift(k);
       const demoted = places.map((k) => head[k]!);
       for (const [n, k] of places.entries()) head[k] = promoted[n]!;
       const moved = new Set(promoted.slice(0, places.length));
