@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # npm run start:full: the funnel on a real Kafka broker and Redis, with the
-# stream service. Starts both (fetching the broker jars and installing
-# redis-server on first use), runs the services, and on exit stops Kafka and
-# Redis again unless RECSYS_KEEP_INFRA=1.
+# stream service and the online trainer (`npm run start:full -- --no-online`
+# or RECSYS_ONLINE=0 leaves it out). Starts both (fetching the broker jars and
+# installing redis-server on first use), runs the services, and on exit stops
+# Kafka and Redis again unless RECSYS_KEEP_INFRA=1.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,4 +18,4 @@ trap stop_infra EXIT
 RECSYS_KAFKA_BROKERS="$(bash scripts/kafka/start.sh)"
 RECSYS_REDIS_URL="$(bash scripts/redis/start.sh)"
 export RECSYS_KAFKA_BROKERS RECSYS_REDIS_URL
-node deploy/local/dist/start.js --full
+node deploy/local/dist/start.js --full "$@"

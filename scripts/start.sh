@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# npm start: set up whatever is missing, then run the five services.
+# npm start: set up whatever is missing, then run the services.
+# `npm start -- --online` (or RECSYS_ONLINE=1) adds the online trainer.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
-exec node deploy/local/dist/start.js
+exec node deploy/local/dist/start.js "$@"

@@ -10,6 +10,10 @@
  * in-process. "full" points every service at a Kafka broker and Redis (see
  * scripts/kafka, scripts/redis) and adds the stream service, started first so
  * it imports the dataset's histories into Redis before the gateway reads them.
+ *
+ * The online trainer (services/online-trainer) is optional (`onlineTrainer`),
+ * started last: it reads the samples and feedback topics (embedded mode: the
+ * gateway's logs, read-only) and runs the Python trainer's online update.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
@@ -17,13 +21,13 @@ import { join, resolve } from "node:path";
 import { checkHealth } from "./health.js";
 
 export const STAGES = ["recall", "prerank", "rank", "rerank"] as const;
-export const SERVICES = [...STAGES, "gateway", "stream", "catalog"] as const;
+export const SERVICES = [...STAGES, "gateway", "stream", "catalog", "online-trainer"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 export interface StackOptions {
   /** Repository root (holds services/). */
   readonly rootDir: string;
-  /** Gateway port; stages use the next four ports, stream +5, catalog +6, metrics base+100... */
+  /** Gateway port; stages use the next four ports, stream +5, catalog +6, online trainer +7, metrics base+100... */
   readonly basePort?: number;
   readonly dataDir?: string;
   readonly modelStore?: string;
@@ -45,6 +49,11 @@ export interface StackOptions {
   readonly namespace?: string;
   /** Run the catalog service (item upserts; needs the text encoder). Default true. */
   readonly catalog?: boolean;
+  /**
+   * Run the online trainer (fine-tunes and publishes ranking models from the
+   * samples topic; needs the Python trainer in <rootDir>/.venv). Default false.
+   */
+  readonly onlineTrainer?: boolean;
 }
 
 interface Running {
@@ -75,6 +84,7 @@ export class LocalStack {
         [...STAGES, ...(stack.withCatalog ? (["catalog"] as const) : [])].map((s) => stack.startService(s)),
       );
       await stack.startService("gateway");
+      if (stack.withOnlineTrainer) await stack.startService("online-trainer");
     } catch (err) {
       await stack.stopAll();
       throw err;
@@ -90,15 +100,25 @@ export class LocalStack {
     return this.options.catalog ?? true;
   }
 
+  get withOnlineTrainer(): boolean {
+    return this.options.onlineTrainer ?? false;
+  }
+
   /** The services this stack runs. */
   get services(): ServiceName[] {
-    return SERVICES.filter((s) => (s !== "stream" || this.full) && (s !== "catalog" || this.withCatalog));
+    return SERVICES.filter(
+      (s) =>
+        (s !== "stream" || this.full) &&
+        (s !== "catalog" || this.withCatalog) &&
+        (s !== "online-trainer" || this.withOnlineTrainer),
+    );
   }
 
   port(service: ServiceName): number {
     if (service === "gateway") return this.basePort;
     if (service === "stream") return this.basePort + 5;
     if (service === "catalog") return this.basePort + 6;
+    if (service === "online-trainer") return this.basePort + 7;
     return this.basePort + 1 + STAGES.indexOf(service);
   }
 
@@ -139,6 +159,8 @@ export class LocalStack {
       RECSYS_STREAM_ADDR: this.target("stream"),
       RECSYS_CATALOG_ADDR: this.target("catalog"),
       RECSYS_CATALOG_STORE_DIR: join(state, "catalog"),
+      RECSYS_ONLINE_TRAINER_ADDR: this.target("online-trainer"),
+      RECSYS_ONLINE_DIR: join(state, "online"),
       RECSYS_KAFKA_BROKERS: this.full ? o.kafkaBrokers! : "",
       RECSYS_REDIS_URL: this.full ? o.redisUrl! : "",
     };
@@ -216,7 +238,9 @@ export class LocalStack {
   }
 
   async stopAll(): Promise<void> {
-    // Gateway first so it stops sending traffic, then the stages, then the stream.
+    // The online trainer first (an update in progress is killed and retried after the next
+    // start), then the gateway so it stops sending traffic, then the stages, then the stream.
+    await this.stopService("online-trainer");
     await this.stopService("gateway");
     await Promise.all([...STAGES, "catalog" as const].map((s) => this.stopService(s)));
     await this.stopService("stream");

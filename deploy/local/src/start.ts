@@ -3,6 +3,8 @@
  * funnel on this machine with embedded defaults and says where it listens.
  * `--full` (npm run start:full, which starts Kafka and Redis first) runs it
  * on RECSYS_KAFKA_BROKERS and RECSYS_REDIS_URL with the stream service.
+ * The online trainer runs by default with --full and on request otherwise:
+ * `--online` / `--no-online`, or RECSYS_ONLINE=1 / 0.
  * Ctrl-C stops every process.
  */
 import { resolve } from "node:path";
@@ -14,6 +16,10 @@ const started = performance.now();
 const say = (m: string) => process.stderr.write(`[start] ${m}\n`);
 
 const full = process.argv.includes("--full");
+const onlineEnv = process.env.RECSYS_ONLINE;
+const online = process.argv.includes("--no-online")
+  ? false
+  : process.argv.includes("--online") || onlineEnv === "1" || (full && onlineEnv !== "0");
 const stack = await LocalStack.start({
   rootDir,
   basePort,
@@ -21,6 +27,7 @@ const stack = await LocalStack.start({
   mode: full ? "full" : "embedded",
   kafkaBrokers: process.env.RECSYS_KAFKA_BROKERS,
   redisUrl: process.env.RECSYS_REDIS_URL,
+  onlineTrainer: online,
 });
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 process.stdout.write(
@@ -28,6 +35,7 @@ process.stdout.write(
     `  stages: recall ${stack.target("recall")}, prerank ${stack.target("prerank")}, rank ${stack.target("rank")}, rerank ${stack.target("rerank")}\n` +
     `  catalog: ${stack.target("catalog")}  (recsys.catalog.v1.CatalogService: item upserts)\n` +
     `  events: ${full ? `Kafka ${process.env.RECSYS_KAFKA_BROKERS}, Redis ${process.env.RECSYS_REDIS_URL}, stream ${stack.target("stream")}` : `embedded bus in ${stack.stateDir}/bus (stream processor inside the gateway)`}\n` +
+    `  online trainer: ${online ? `${stack.target("online-trainer")} (shards and state in ${stack.stateDir}/online)` : "off (--online or RECSYS_ONLINE=1 to run it)"}\n` +
     `  metrics: ${stack.services.map((s) => `${s} :${stack.metricsPort(s)}`).join(", ")} (GET /metrics)\n` +
     `  logs: ${stack.logDir}\n\n` +
     `Try:  npm run recommend -- --user 1\n      npm run recommend -- --user 42 --count 5\n` +

@@ -81,6 +81,44 @@ describe("EmbeddedBus", () => {
     }
   });
 
+  it('commit: "manual" commits only through the records given to commit()', async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bus-"));
+    let bus = EmbeddedBus.open({ dir, logger });
+    await bus.publish("t", [rec("k", "1"), rec("k", "2"), rec("k", "3")]);
+    const got: ConsumedRecord[] = [];
+    const subscribe = (into: ConsumedRecord[]) =>
+      bus.subscribe({
+        groupId: "buffering",
+        topics: ["t"],
+        fromBeginning: true,
+        commit: "manual",
+        handle: async (b) => {
+          into.push(...b);
+        },
+      });
+    let sub = await subscribe(got);
+    assert.equal(await sub.waitCaughtUp(2_000), true);
+    assert.deepEqual(got.map(text), ["1", "2", "3"]);
+    await bus.close();
+
+    // Nothing committed: everything again.
+    bus = EmbeddedBus.open({ dir, logger });
+    const again: ConsumedRecord[] = [];
+    sub = await subscribe(again);
+    assert.equal(await sub.waitCaughtUp(2_000), true);
+    assert.deepEqual(again.map(text), ["1", "2", "3"]);
+    await sub.commit!([again[1]!]);
+    await sub.commit!([again[0]!]); // never backwards
+    await bus.close();
+
+    bus = EmbeddedBus.open({ dir, logger });
+    const rest: ConsumedRecord[] = [];
+    sub = await subscribe(rest);
+    assert.equal(await sub.waitCaughtUp(2_000), true);
+    assert.deepEqual(rest.map(text), ["3"]);
+    await bus.close();
+  });
+
   it("redelivers a batch whose handler failed", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bus-"));
     const bus = EmbeddedBus.open({ dir, logger });

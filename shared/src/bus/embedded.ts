@@ -20,6 +20,7 @@ import {
   type EventBus,
   type PublishOptions,
   pause,
+  type RecordPosition,
   type SubscribeOptions,
   type Subscription,
 } from "./port.js";
@@ -98,6 +99,7 @@ export class EmbeddedBus implements EventBus {
     return {
       caughtUp: () => sub.caughtUp(),
       waitCaughtUp: (ms) => sub.waitCaughtUp(ms),
+      commit: (through) => sub.commitThrough(through),
       stop: async () => {
         this.subscriptions.delete(sub);
         await sub.stop();
@@ -120,6 +122,8 @@ export class EmbeddedBus implements EventBus {
 
 class EmbeddedSubscription {
   private readonly positions = new Map<string, number>();
+  /** Positions in the group's file (commit: "manual" moves them only in commitThrough). */
+  private readonly committed = new Map<string, number>();
   private readonly startEnds = new Map<string, number>();
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
@@ -135,10 +139,9 @@ class EmbeddedSubscription {
     for (const [topic, log] of logs) {
       this.startEnds.set(topic, log.endOffset);
       const saved = committed[topic];
-      this.positions.set(
-        topic,
-        saved !== undefined ? saved : options.fromBeginning ? log.startOffset : log.endOffset,
-      );
+      const start = saved !== undefined ? saved : options.fromBeginning ? log.startOffset : log.endOffset;
+      this.positions.set(topic, start);
+      this.committed.set(topic, start);
     }
   }
 
@@ -187,7 +190,10 @@ class EmbeddedSubscription {
           }));
           if (batch.length > 0) await this.options.handle(batch);
           this.positions.set(topic, next);
-          if (this.options.commit !== false) this.commit();
+          if (this.options.commit === undefined || this.options.commit === true) {
+            this.committed.set(topic, next);
+            this.commit();
+          }
           this.bus.metrics?.consumed(this.options.groupId, topic, batch.length);
           failures = 0;
         } catch (err) {
@@ -213,8 +219,28 @@ class EmbeddedSubscription {
 
   private commit(): void {
     const tmp = `${this.positionsFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.positions)));
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.committed)));
     renameSync(tmp, this.positionsFile);
+  }
+
+  /** commit: "manual": the position just past each record (read back from the log). */
+  async commitThrough(through: readonly RecordPosition[]): Promise<void> {
+    if (this.options.commit !== "manual")
+      throw new Error('commit() needs a subscription with commit: "manual"');
+    let moved = false;
+    for (const r of through) {
+      const log = this.logs.get(r.topic);
+      if (!log) throw new Error(`commit: ${r.topic} is not a topic of this subscription`);
+      const { records } = await log.read(Number(r.offset), 1);
+      const record = records[0];
+      if (!record || record.offset !== Number(r.offset))
+        throw new Error(`commit: no record at ${r.topic}@${r.offset} (deleted by retention?)`);
+      if (record.nextOffset > (this.committed.get(r.topic) ?? 0)) {
+        this.committed.set(r.topic, record.nextOffset);
+        moved = true;
+      }
+    }
+    if (moved) this.commit();
   }
 
   async stop(): Promise<void> {

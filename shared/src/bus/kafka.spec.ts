@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createLogger } from "../log.js";
 import { KafkaBus } from "./kafka.js";
-import type { BusRecord } from "./port.js";
+import type { BusRecord, ConsumedRecord } from "./port.js";
 
 const brokers = process.env.RECSYS_TEST_KAFKA_BROKERS;
 const logger = createLogger("test", "silent");
@@ -58,6 +58,51 @@ describe("KafkaBus (real broker)", { skip: brokers ? false : "RECSYS_TEST_KAFKA_
       assert.equal(await again.waitCaughtUp(20_000), true);
       assert.deepEqual(later, ["d"]);
       await again.stop();
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it("resolves back-to-back publishes (one issued as the previous one resolves)", {
+    timeout: 30_000,
+  }, async () => {
+    const topic = `test-kafka-seq-${Date.now()}`;
+    const bus = new KafkaBus({ brokers: brokers!.split(","), clientId: "kafka-spec-seq", logger });
+    try {
+      await bus.ensureTopics([topic]);
+      // Awaited directly: the next publish starts in the microtask after the previous one resolved.
+      for (const text of ["a", "b", "c"]) await bus.publish(topic, [rec("k", text)]);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it('commit: "manual" commits only through the records given to commit()', async () => {
+    const topic = `test-kafka-manual-${Date.now()}`;
+    const bus = new KafkaBus({ brokers: brokers!.split(","), clientId: "kafka-spec-manual", logger });
+    try {
+      await bus.ensureTopics([topic]);
+      await bus.publish(topic, [rec("u1", "a"), rec("u1", "b"), rec("u1", "c")]);
+      const read = async (commitThrough?: (r: ConsumedRecord[]) => ConsumedRecord | undefined) => {
+        const got: ConsumedRecord[] = [];
+        const sub = await bus.subscribe({
+          groupId: `${topic}-g`,
+          topics: [topic],
+          fromBeginning: true,
+          commit: "manual",
+          handle: async (batch) => {
+            got.push(...batch);
+          },
+        });
+        assert.equal(await sub.waitCaughtUp(20_000), true);
+        const through = commitThrough?.(got);
+        if (through) await sub.commit!([through]);
+        await sub.stop();
+        return got.map((r) => new TextDecoder().decode(r.value));
+      };
+      assert.deepEqual(await read(), ["a", "b", "c"]);
+      assert.deepEqual(await read((got) => got[1]), ["a", "b", "c"]); // nothing committed before
+      assert.deepEqual(await read(), ["c"]);
     } finally {
       await bus.close();
     }

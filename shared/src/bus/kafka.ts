@@ -26,16 +26,17 @@ import kafkajs, {
 } from "kafkajs";
 import type { Logger } from "../log.js";
 import type { BusMetrics } from "./metrics.js";
-import { isCompactedTopic } from "./topics.js";
 import {
   type BusRecord,
   type ConsumedRecord,
   type EventBus,
   type PublishOptions,
   pause,
+  type RecordPosition,
   type SubscribeOptions,
   type Subscription,
 } from "./port.js";
+import { isCompactedTopic } from "./topics.js";
 
 export interface KafkaBusOptions {
   /** host:port list. */
@@ -100,7 +101,9 @@ export class KafkaBus implements EventBus {
           replicationFactor: this.options.replicationFactor ?? 1,
           // A service that finds `items` missing must not create it with the default delete
           // policy: old items would be deleted from the topic (and from every consumer's replay).
-          ...(isCompactedTopic(topic) ? { configEntries: [{ name: "cleanup.policy", value: "compact" }] } : {}),
+          ...(isCompactedTopic(topic)
+            ? { configEntries: [{ name: "cleanup.policy", value: "compact" }] }
+            : {}),
         })),
       });
       this.options.logger.info({ topics: missing }, "kafka: created topics");
@@ -175,9 +178,20 @@ export class KafkaBus implements EventBus {
     if (records.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ topic, records, resolve, reject, queuedAt: performance.now() });
-      this.sending ??= this.sendLoop().finally(() => {
-        this.sending = undefined;
-      });
+      this.startSending();
+    });
+  }
+
+  /**
+   * Runs the send loop unless it runs. A caller whose publish just resolved may
+   * publish again before the finished loop's `finally` ran (it still looks
+   * busy): those records are picked up by a loop started from that `finally`.
+   */
+  private startSending(): void {
+    if (this.sending) return;
+    this.sending = this.sendLoop().finally(() => {
+      this.sending = undefined;
+      if (this.queue.length > 0) this.startSending();
     });
   }
 
@@ -234,6 +248,7 @@ export class KafkaBus implements EventBus {
     return {
       caughtUp: () => sub.caughtUp(),
       waitCaughtUp: (ms) => sub.waitCaughtUp(ms),
+      commit: (through) => sub.commit(through),
       stop: async () => {
         this.subscriptions.delete(sub);
         await sub.stop();
@@ -346,7 +361,7 @@ class KafkaSubscription {
       fromBeginning: this.options.fromBeginning ?? false,
     });
     await consumer.run({
-      autoCommit: this.options.commit !== false,
+      autoCommit: this.options.commit === undefined || this.options.commit === true,
       eachBatchAutoResolve: true,
       partitionsConsumedConcurrently: 1,
       eachBatch: async ({ batch, heartbeat }) => {
@@ -384,6 +399,21 @@ class KafkaSubscription {
         await (this.consumer as Consumer | undefined)?.disconnect().catch(() => {});
       }
     }
+  }
+
+  /** commit: "manual": the group's offset of each partition becomes the record's offset + 1. */
+  async commit(through: readonly RecordPosition[]): Promise<void> {
+    if (this.options.commit !== "manual")
+      throw new Error('commit() needs a subscription with commit: "manual"');
+    const consumer = this.consumer;
+    if (!consumer) throw new Error("commit: the kafka consumer is restarting");
+    await consumer.commitOffsets(
+      through.map((r) => ({
+        topic: r.topic,
+        partition: r.partition,
+        offset: (BigInt(r.offset) + 1n).toString(),
+      })),
+    );
   }
 
   caughtUp(): boolean {

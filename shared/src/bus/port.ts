@@ -46,8 +46,12 @@ export interface SubscribeOptions {
   /**
    * False: never commit positions, so each start replays from the beginning
    * (a consumer whose state lives only in memory). Default true.
+   * "manual": positions are committed only by `Subscription.commit`, for a
+   * consumer that buffers records and processes them later (the online
+   * trainer commits once a shard was trained on); a group with committed
+   * positions resumes from them, as with true.
    */
-  readonly commit?: boolean;
+  readonly commit?: boolean | "manual";
   /**
    * Handles records in log order per partition. Positions are committed after
    * it resolves; when it throws, the batch is delivered again.
@@ -55,11 +59,22 @@ export interface SubscribeOptions {
   handle(batch: readonly ConsumedRecord[]): Promise<void>;
 }
 
+/** Where a consumed record sits: enough to commit through it. */
+export type RecordPosition = Pick<ConsumedRecord, "topic" | "partition" | "offset">;
+
 export interface Subscription {
   /** True once the consumer has read everything that existed when it started. */
   caughtUp(): boolean;
   /** Resolves once `caughtUp()` holds, or after `timeoutMs` (false). */
   waitCaughtUp(timeoutMs: number): Promise<boolean>;
+  /**
+   * `commit: "manual"` only: commits the group's position just past each
+   * given record (one per topic and partition; the records before it count as
+   * processed too). Never moves a position backwards. Throws when the
+   * position cannot be committed now (Kafka: the group is rebalancing); the
+   * records are then delivered again after a restart or rebalance.
+   */
+  commit?(through: readonly RecordPosition[]): Promise<void>;
   stop(): Promise<void>;
 }
 
