@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TAG="${1:-0.1.0}"
 cd "$ROOT"
-for name in gateway recall prerank rank rerank stream catalog trainer; do
+for name in gateway recall prerank rank rerank stream catalog trainer online-trainer; do
   echo "[build] recsys/$name:$TAG" >&2
   docker build -f "deploy/docker/$name.Dockerfile" -t "recsys/$name:$TAG" .
 done

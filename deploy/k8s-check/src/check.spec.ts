@@ -37,6 +37,39 @@ describe("the real manifests", () => {
   });
 });
 
+describe("the services the check reads", () => {
+  it("include the online trainer, with its own keys, the common ones and the bus's", () => {
+    const online = services.get("online-trainer");
+    assert.ok(online, "services/online-trainer/dist/config.js is loaded");
+    for (const key of [
+      "RECSYS_ONLINE_DIR",
+      "RECSYS_ONLINE_TRAINER_ADDR",
+      "RECSYS_DATA_DIR",
+      "RECSYS_KAFKA_BROKERS",
+    ])
+      assert.ok(online.keys.has(key), key);
+  });
+});
+
+describe("the trainer CronJob", () => {
+  it("runs every offline step, the rank models after content and the sequence models", () => {
+    const spec = pod(pristine, "CronJob", "trainer");
+    const steps = [
+      ...(spec.initContainers as JsonObject[]).map((c) => c.name),
+      ...(spec.containers as JsonObject[]).map((c) => c.name),
+    ];
+    assert.deepEqual(steps, ["dataset", "swing", "sequence-models", "content", "rank-models"]);
+    const step = (name: string) =>
+      [...(spec.initContainers as JsonObject[]), ...(spec.containers as JsonObject[])].find(
+        (c) => c.name === name,
+      ) as JsonObject;
+    assert.deepEqual(step("sequence-models").command, ["bash", "scripts/train.sh"]);
+    assert.deepEqual(step("rank-models").command, ["bash", "scripts/train-rank.sh"]);
+    // The encoder is in the recall image, not the trainer's.
+    assert.match(String(step("content").image), /^recsys\/recall:/);
+  });
+});
+
 // ---- seeded mistakes, in memory, on the rendered prod overlay --------------
 
 const pristine = renderKustomization(join(k8s, "overlays", "prod")).resources;
@@ -245,7 +278,7 @@ const MISTAKES: Mistake[] = [
   },
   {
     name: "a second catalog writer",
-    rule: "catalog-store",
+    rule: "single-writer",
     message: /replicas is 2; the item store allows exactly 1 writer/,
     seed: (rs) => {
       (find(rs, "StatefulSet", "catalog").spec as JsonObject).replicas = 2;
@@ -253,7 +286,7 @@ const MISTAKES: Mistake[] = [
   },
   {
     name: "an HPA on the catalog",
-    rule: "catalog-store",
+    rule: "single-writer",
     message: /HorizontalPodAutoscaler catalog scales it/,
     seed: (rs) => {
       const hpa = structuredClone(find(rs, "HorizontalPodAutoscaler", "rerank"));
@@ -268,7 +301,7 @@ const MISTAKES: Mistake[] = [
   },
   {
     name: "the catalog's item store on an emptyDir",
-    rule: "catalog-store",
+    rule: "single-writer",
     message:
       /RECSYS_CATALOG_STORE_DIR=\/tmp\/catalog is on volume "tmp", not on one of its volumeClaimTemplates/,
     seed: (rs) => {
@@ -277,7 +310,7 @@ const MISTAKES: Mistake[] = [
   },
   {
     name: "the catalog's item store on the read-only root",
-    rule: "catalog-store",
+    rule: "single-writer",
     message: /RECSYS_CATALOG_STORE_DIR="var\/catalog" is relative/,
     seed: (rs) => {
       delete data(rs, "catalog-config").RECSYS_CATALOG_STORE_DIR;
@@ -322,6 +355,139 @@ const MISTAKES: Mistake[] = [
     message: /container "catalog": startupProbe checks gRPC health on 50051, not the grpc port 50057/,
     seed: (rs) => {
       (catalog(rs).startupProbe as JsonObject).grpc = { port: 50051 };
+    },
+  },
+  // the online trainer: a single consumer and writer, like the catalog
+  {
+    name: "an unknown key in the online trainer's ConfigMap",
+    rule: "config-keys",
+    message:
+      /ConfigMap online-trainer-config-\w+ has RECSYS_ONLINE_EVERY_SAMPLE, which online-trainer does not read/,
+    seed: (rs) => {
+      data(rs, "online-trainer-config").RECSYS_ONLINE_EVERY_SAMPLE = "500";
+    },
+  },
+  {
+    name: "an online tolerance the online trainer's spec rejects",
+    rule: "config-keys",
+    message: /RECSYS_ONLINE_TOLERANCE="2" from ConfigMap online-trainer-config-\w+: /,
+    seed: (rs) => {
+      data(rs, "online-trainer-config").RECSYS_ONLINE_TOLERANCE = "2";
+    },
+  },
+  {
+    name: "a second online trainer",
+    rule: "single-writer",
+    message: /replicas is 2; the online state \(state\.json, shards\) allows exactly 1 writer/,
+    seed: (rs) => {
+      (find(rs, "StatefulSet", "online-trainer").spec as JsonObject).replicas = 2;
+    },
+  },
+  {
+    name: "an HPA on the online trainer",
+    rule: "single-writer",
+    message: /HorizontalPodAutoscaler online-trainer scales it/,
+    seed: (rs) => {
+      const hpa = structuredClone(find(rs, "HorizontalPodAutoscaler", "stream"));
+      hpa.metadata.name = "online-trainer";
+      ((hpa.spec as JsonObject).scaleTargetRef as JsonObject) = {
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        name: "online-trainer",
+      };
+      rs.push(hpa);
+    },
+  },
+  {
+    name: "the online trainer's state on an emptyDir",
+    rule: "single-writer",
+    message: /RECSYS_ONLINE_DIR=\/tmp\/online is on volume "tmp", not on one of its volumeClaimTemplates/,
+    seed: (rs) => {
+      data(rs, "online-trainer-config").RECSYS_ONLINE_DIR = "/tmp/online";
+    },
+  },
+  {
+    name: "the online trainer's state on the read-only root (the service's default)",
+    rule: "single-writer",
+    message: /RECSYS_ONLINE_DIR="var\/online" is relative/,
+    seed: (rs) => {
+      delete data(rs, "online-trainer-config").RECSYS_ONLINE_DIR;
+    },
+  },
+  {
+    name: "the online trainer with a read-only model store (it publishes versions)",
+    rule: "single-writer",
+    message: /RECSYS_MODEL_STORE=\/var\/lib\/recsys\/models is on read-only mount "store"/,
+    seed: (rs) => {
+      const mounts = container(rs, "online-trainer", "online-trainer", "StatefulSet")
+        .volumeMounts as JsonObject[];
+      const store = mounts.find((m) => m.name === "store");
+      assert.ok(store);
+      store.readOnly = true;
+    },
+  },
+  {
+    name: "the online trainer without a PDB",
+    rule: "hpa-pdb",
+    message: /0 PodDisruptionBudgets select its pods/,
+    seed: (rs) => remove(rs, "PodDisruptionBudget", "online-trainer"),
+  },
+  {
+    name: "the online trainer listening on localhost",
+    rule: "funnel-ports",
+    message: /RECSYS_ONLINE_TRAINER_ADDR=127\.0\.0\.1:50058 does not listen on all interfaces/,
+    seed: (rs) => {
+      data(rs, "online-trainer-config").RECSYS_ONLINE_TRAINER_ADDR = "127.0.0.1:50058";
+    },
+  },
+  {
+    name: "the online trainer without the Kafka client label",
+    rule: "event-bus",
+    message:
+      /container "online-trainer": the networkPolicyPeers of Kafka recsys's listener "plain" do not admit its pods/,
+    seed: (rs) => {
+      const template = (find(rs, "StatefulSet", "online-trainer").spec as JsonObject).template as JsonObject;
+      delete ((template.metadata as JsonObject).labels as JsonObject)["recsys.io/kafka-client"];
+    },
+  },
+  {
+    name: "the online trainer's egress closed to the brokers",
+    rule: "event-bus",
+    message: /container "online-trainer": its egress NetworkPolicies do not open port 9092/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "online-trainer-egress").spec as JsonObject;
+      np.egress = (np.egress as JsonObject[]).slice(0, 1);
+    },
+  },
+  {
+    name: "the online trainer's egress closed to DNS",
+    rule: "event-bus",
+    message: /container "online-trainer": its egress NetworkPolicies do not open DNS/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "online-trainer-egress").spec as JsonObject;
+      np.egress = (np.egress as JsonObject[]).slice(1);
+    },
+  },
+  {
+    name: "the online trainer's health port opened to callers",
+    rule: "funnel-network",
+    message: /port 50058 serves health only/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "metrics-from-prometheus").spec as JsonObject;
+      (((np.ingress as JsonObject[])[0] as JsonObject).ports as JsonObject[]).push({
+        protocol: "TCP",
+        port: 50058,
+      });
+    },
+  },
+  {
+    name: "the online trainer's metrics closed to Prometheus",
+    rule: "funnel-network",
+    message: /no NetworkPolicy admits a monitoring namespace to the metrics port 9464/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "metrics-from-prometheus").spec as JsonObject;
+      const expr = ((np.podSelector as JsonObject).matchExpressions as JsonObject[])[0] as JsonObject;
+      expr.values = (expr.values as string[]).filter((v) => v !== "online-trainer");
     },
   },
   {
@@ -404,7 +570,10 @@ const MISTAKES: Mistake[] = [
     rule: "security-context",
     message: /container "swing": readOnlyRootFilesystem is not true/,
     seed: (rs) => {
-      const swing = (pod(rs, "CronJob", "trainer").containers as JsonObject[])[0] as JsonObject;
+      const swing = (pod(rs, "CronJob", "trainer").initContainers as JsonObject[]).find(
+        (c) => c.name === "swing",
+      );
+      assert.ok(swing);
       (swing.securityContext as JsonObject).readOnlyRootFilesystem = false;
     },
   },
@@ -565,6 +734,30 @@ describe("seeded mistakes are caught", () => {
     }
   });
 
+  it("the online trainer as a Deployment: a single-writer error, and no demand for an HPA", async () => {
+    const resources = structuredClone(pristine);
+    const sts = find(resources, "StatefulSet", "online-trainer");
+    const spec = sts.spec as JsonObject;
+    sts.kind = "Deployment";
+    for (const field of ["serviceName", "volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy"])
+      delete spec[field];
+    spec.strategy = { type: "Recreate" };
+    delete spec.updateStrategy;
+    const podSpec = (spec.template as JsonObject).spec as JsonObject;
+    (podSpec.volumes as JsonObject[]).push({ name: "state", persistentVolumeClaim: { claimName: "online" } });
+    const findings = errorsOf(await checkResources(resources, "prod", { services }));
+    assert.ok(
+      findings.some(
+        (f) => f.rule === "single-writer" && /online-trainer must be a StatefulSet/.test(f.message),
+      ),
+      show(findings),
+    );
+    assert.ok(
+      !findings.some((f) => f.rule === "hpa-pdb" && /HorizontalPodAutoscalers target it/.test(f.message)),
+      show(findings),
+    );
+  });
+
   for (const mistake of MISTAKES) {
     it(mistake.name, async () => {
       const overlay = mistake.overlay ?? "prod";
@@ -612,6 +805,12 @@ describe("node deploy/k8s-check/dist/cli.js", () => {
       "base/config/catalog.env",
       (t) => `${t}RECSYS_CATALOG_TYPO=1\n`,
       /error \[config-keys\] StatefulSet\/recsys(-dev)?\/catalog: .*RECSYS_CATALOG_TYPO, which catalog does not read/,
+    ],
+    [
+      "an unknown key in the online trainer's env file",
+      "base/config/online-trainer.env",
+      (t) => `${t}RECSYS_ONLINE_TYPO=1\n`,
+      /error \[config-keys\] StatefulSet\/recsys(-dev)?\/online-trainer: .*RECSYS_ONLINE_TYPO, which online-trainer does not read/,
     ],
     [
       "a Service port pointing at a port the pods do not have",

@@ -30,6 +30,8 @@ describe("exportedMetrics", () => {
       "recsys_degradations_total",
       "recsys_filtered_candidates_total",
       "recsys_model_version_info",
+      "recsys_online_updates_total",
+      "recsys_online_samples_buffered",
     ]) {
       assert.ok(names.has(name), name);
     }

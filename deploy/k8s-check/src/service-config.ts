@@ -14,15 +14,17 @@ export const STAGES = ["recall", "prerank", "rank", "rerank"] as const;
 /**
  * Every Node service the manifests run; each is one workload of the kind in
  * SERVICE_KINDS with a container of the same name. The services are read from
- * services/<name>/dist/config.js, so a new service needs its name here.
+ * services/<name>/dist/config.js (export `<camelCaseName>ConfigSpec`), so a
+ * new service needs its name here.
  */
-export const SERVICES = ["gateway", ...STAGES, "stream", "catalog"] as const;
+export const SERVICES = ["gateway", ...STAGES, "stream", "catalog", "online-trainer"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /**
- * The workload kind of each service: Deployments are stateless and scale with
- * an HPA; the catalog is the single writer of its item store, so it is a
- * StatefulSet of one pod with a volume of its own (rule catalog-store).
+ * The workload kind of each service. Deployments are stateless: they scale
+ * with an HPA (rule hpa-pdb). A StatefulSet is a single writer of local
+ * state (SINGLE_WRITERS): one pod, no HPA, the state on a volume of its own
+ * (rule single-writer).
  */
 export const SERVICE_KINDS: Readonly<Record<ServiceName, "Deployment" | "StatefulSet">> = {
   gateway: "Deployment",
@@ -32,15 +34,60 @@ export const SERVICE_KINDS: Readonly<Record<ServiceName, "Deployment" | "Statefu
   rerank: "Deployment",
   stream: "Deployment",
   catalog: "StatefulSet",
+  "online-trainer": "StatefulSet",
+};
+
+/** What a single-writer service keeps, where, and what else it must be able to write. */
+export interface SingleWriter {
+  /** The key naming its state directory, which must be on a volume from its volumeClaimTemplates. */
+  readonly stateKey: string;
+  /** The state in words, for messages ("the item store allows exactly 1 writer"). */
+  readonly state: string;
+  /** Keys naming directories it writes besides its state (on a writable mount, any volume). */
+  readonly writes: readonly string[];
+}
+
+/**
+ * The stateful services (SERVICE_KINDS StatefulSet):
+ * - catalog: its item store is an append-only file, and `created` is exact only
+ *   because one process sees every upsert;
+ * - online-trainer: the one consumer of the `<prefix>online-trainer-samples`
+ *   group, whose state.json records what was trained on (a second pod would
+ *   take half the partitions with a state file of its own, and two trainers
+ *   would fine-tune the same parent version); it publishes model versions, so
+ *   it also writes the model store.
+ */
+export const SINGLE_WRITERS: Readonly<Partial<Record<ServiceName, SingleWriter>>> = {
+  catalog: { stateKey: "RECSYS_CATALOG_STORE_DIR", state: "item store", writes: [] },
+  "online-trainer": {
+    stateKey: "RECSYS_ONLINE_DIR",
+    state: "online state (state.json, shards)",
+    writes: ["RECSYS_MODEL_STORE"],
+  },
 };
 
 export function isServiceName(name: string): name is ServiceName {
   return (SERVICES as readonly string[]).includes(name);
 }
 
-/** Variables that Node.js reads, not the services: allowed as direct `env`, never in ConfigMaps. */
+/** "online-trainer" -> "onlineTrainer" (the prefix of its exported config spec). */
+export function camelName(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** "online-trainer" -> "ONLINE_TRAINER" (as in RECSYS_ONLINE_TRAINER_ADDR). */
+export function envName(name: string): string {
+  return name.toUpperCase().replace(/-/g, "_");
+}
+
+/**
+ * Variables read by the runtime, not by the services' specs: allowed as direct
+ * `env`, never in ConfigMaps.
+ */
 export const RUNTIME_ENV: Readonly<Record<string, string>> = {
   NODE_OPTIONS: "Node.js flags (heap size under the memory limit)",
+  OMP_NUM_THREADS:
+    "torch's intra-op threads in the Python trainer the online trainer runs (inherits its environment); without it torch uses every core of the node",
 };
 
 /**
@@ -83,8 +130,9 @@ export async function loadServiceConfigs(repoRoot: string): Promise<ServiceConfi
     const file = join(repoRoot, "services", name, "dist", "config.js");
     if (!existsSync(file)) throw new Error(`${file} is missing: build the services first (npx tsc -b)`);
     const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    const own = mod[`${name}ConfigSpec`];
-    if (typeof own !== "object" || own === null) throw new Error(`${file} does not export ${name}ConfigSpec`);
+    const own = mod[`${camelName(name)}ConfigSpec`];
+    if (typeof own !== "object" || own === null)
+      throw new Error(`${file} does not export ${camelName(name)}ConfigSpec`);
     const spec: EnvSpec = { ...commonConfigSpec, ...(own as EnvSpec) };
     const funnels = name === "gateway" ? await loadGatewayFunnels(repoRoot) : undefined;
     out.set(name, { name, spec, keys: new Set(describeConfig(spec)), ...(funnels ? { funnels } : {}) });

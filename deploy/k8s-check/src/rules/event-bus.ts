@@ -12,7 +12,7 @@ import { type LabelSelector, mapSelectorMatches, type PodTemplate, selectorMatch
 import { kafkaCluster } from "../strimzi.js";
 import { effectiveEnv, serviceContainers } from "./funnel-config.js";
 import { CO_PARTITIONED, DESIGN_TOPICS } from "./kafka.js";
-import { sourcesFor } from "./networking.js";
+import { egressAllows, sourcesFor } from "./networking.js";
 import { findings, type Rule } from "./types.js";
 
 /** "<name>[.<namespace>[.svc[.cluster.local]]]" -> name and namespace. */
@@ -36,7 +36,7 @@ function writable(c: IContainer, dir: string): boolean {
 export const eventBusRule: Rule = {
   id: "event-bus",
   description:
-    "Services that use the bus point RECSYS_KAFKA_BROKERS at the rendered Kafka's bootstrap listener (whose networkPolicyPeers admit them), with topics, partitions and replication that match the KafkaTopics, and a spill dir on a writable volume; RECSYS_REDIS_URL names the rendered Redis Service, whose NetworkPolicy admits them",
+    "Services that use the bus point RECSYS_KAFKA_BROKERS at the rendered Kafka's bootstrap listener (whose networkPolicyPeers admit them, and which their egress policies, if any, open along with DNS), with topics, partitions and replication that match the KafkaTopics, and a spill dir on a writable volume; RECSYS_REDIS_URL names the rendered Redis Service, whose NetworkPolicy admits them",
   check(ctx) {
     const f = findings(this.id);
     const policies = ctx.resources.filter((r) => r.kind === "NetworkPolicy");
@@ -54,8 +54,14 @@ export const eventBusRule: Rule = {
             `${where}: RECSYS_KAFKA_BROKERS is empty, so the embedded bus would write under the read-only root`,
           );
         }
-        for (const broker of brokers)
+        for (const broker of brokers) {
           checkBroker(ctx.resources, t, broker, env, (m) => f.error(t.id, `${where}: ${m}`));
+          const port = Number(/:(\d+)$/.exec(broker)?.[1]);
+          if (Number.isInteger(port) && !egressAllows(policies, t, port))
+            f.error(t.id, `${where}: its egress NetworkPolicies do not open port ${port} (broker ${broker})`);
+        }
+        if (brokers.length > 0 && !egressAllows(policies, t, 53, "UDP"))
+          f.error(t.id, `${where}: its egress NetworkPolicies do not open DNS (UDP 53): no broker resolves`);
         const spill = env.get("RECSYS_SPILL_DIR")?.value ?? "";
         if (!spill.startsWith("/") || !writable(c, spill)) {
           f.error(t.id, `${where}: RECSYS_SPILL_DIR="${spill}" is not under a writable volume mount`);

@@ -9,6 +9,7 @@ import { asObject, idOf, type K8sObject, namespaceOf } from "../json.js";
 import { mapSelectorMatches, type PodTemplate, parseQuantity } from "../resources.js";
 import {
   checkValue,
+  envName,
   isServiceName,
   PLANNED_KEYS,
   RUNTIME_ENV,
@@ -56,7 +57,7 @@ export function effectiveEnv(ctx: RuleContext, t: PodTemplate, c: IContainer): M
 /**
  * Service containers: the container named after its Deployment or StatefulSet,
  * when that is one of our services (whether it has the right kind is the
- * catalog-store rule's business).
+ * single-writer rule's business).
  */
 export function serviceContainers(
   ctx: RuleContext,
@@ -156,7 +157,7 @@ export const funnelPortsRule: Rule = {
       const env = effectiveEnv(ctx, t, c);
       const where = `container "${c.name}"`;
       const grpc = portOf(c, "grpc");
-      const addrKey = `RECSYS_${service.name.toUpperCase()}_ADDR`;
+      const addrKey = `RECSYS_${envName(service.name)}_ADDR`;
       const addr = env.get(addrKey)?.value;
       const m = addr === undefined ? null : /^(.*):(\d+)$/.exec(addr);
       if (!m) {

@@ -7,6 +7,7 @@
  */
 import { parseImage } from "../kustomize/images.js";
 import { parseQuantity } from "../resources.js";
+import { envName } from "../service-config.js";
 import { effectiveEnv, serviceContainers } from "./funnel-config.js";
 import { findings, type Rule } from "./types.js";
 
@@ -19,7 +20,7 @@ export const executionProviderRule: Rule = {
   check(ctx) {
     const f = findings(this.id);
     for (const { t, c, service } of serviceContainers(ctx)) {
-      const key = `RECSYS_${service.name.toUpperCase()}_EXECUTION_PROVIDER`;
+      const key = `RECSYS_${envName(service.name)}_EXECUTION_PROVIDER`;
       const schema = service.spec[key];
       if (!schema) continue;
       const raw = effectiveEnv(ctx, t, c).get(key)?.value;

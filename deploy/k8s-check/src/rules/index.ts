@@ -3,7 +3,6 @@
  * `node deploy/k8s-check/dist/cli.js --rules` lists them with what they enforce.
  */
 
-import { catalogStoreRule } from "./catalog.js";
 import { eventBusRule } from "./event-bus.js";
 import {
   configKeysRule,
@@ -17,6 +16,7 @@ import { executionProviderRule } from "./gpu.js";
 import { kafkaTopicsRule } from "./kafka.js";
 import { funnelNetworkRule, namespaceRule, networkPoliciesRule, servicePortsRule } from "./networking.js";
 import { scalingRule } from "./scaling.js";
+import { singleWriterRule } from "./single-writer.js";
 import type { Rule } from "./types.js";
 import {
   imagesRule,
@@ -47,7 +47,7 @@ export const RULES: readonly Rule[] = [
   nodeHeapRule,
   kafkaTopicsRule,
   eventBusRule,
-  catalogStoreRule,
+  singleWriterRule,
   executionProviderRule,
 ];
 

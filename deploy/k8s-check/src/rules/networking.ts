@@ -117,6 +117,44 @@ export function sourcesFor(
   return out;
 }
 
+/**
+ * Whether the pods of `t` may open connections to `port` (TCP unless said):
+ * yes when no policy selecting them restricts egress, else when one of their
+ * egress rules opens the port. Peers are not resolved (the brokers are
+ * Strimzi's pods, not rendered here); the port is what a typo breaks.
+ */
+export function egressAllows(
+  policies: readonly K8sObject[],
+  t: PodTemplate,
+  port: number,
+  protocol: "TCP" | "UDP" = "TCP",
+): boolean {
+  const restricting = policies.filter((r) => {
+    const np = r as unknown as INetworkPolicy;
+    return (
+      namespaceOf(r) === t.namespace &&
+      selectorMatches(np.spec?.podSelector, t.labels) &&
+      (np.spec?.policyTypes ?? []).includes("Egress")
+    );
+  });
+  if (restricting.length === 0) return true;
+  return restricting.some((r) =>
+    ((r as unknown as INetworkPolicy).spec?.egress ?? []).some((rule) => {
+      const ports = rule.ports ?? [];
+      return (
+        ports.length === 0 ||
+        ports.some(
+          (p) =>
+            (p.protocol ?? "TCP") === protocol &&
+            (p.port === undefined ||
+              p.port === port ||
+              (typeof p.port === "number" && p.endPort !== undefined && p.port <= port && port <= p.endPort)),
+        )
+      );
+    }),
+  );
+}
+
 function containerPort(t: PodTemplate, name: string): number | undefined {
   for (const { container } of containersOf(t.spec)) {
     const p = (container.ports ?? []).find((x) => x.name === name);
@@ -128,7 +166,7 @@ function containerPort(t: PodTemplate, name: string): number | undefined {
 export const funnelNetworkRule: Rule = {
   id: "funnel-network",
   description:
-    "Ingress is denied by default; the gateway admits product-backend namespaces, each stage admits the gateway's pods only, the catalog admits writer namespaces (never every pod), the stream's health port admits nobody, and every metrics port admits a monitoring namespace",
+    "Ingress is denied by default; the gateway admits product-backend namespaces, each stage admits the gateway's pods only, the catalog admits writer namespaces (never every pod), the health-only ports (stream, online-trainer) admit nobody, and every metrics port admits a monitoring namespace",
   check(ctx) {
     const f = findings(this.id);
     const policies = ctx.resources.filter((r) => r.kind === "NetworkPolicy");

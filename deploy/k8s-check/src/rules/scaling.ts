@@ -1,24 +1,29 @@
 /**
  * Every Deployment is stateless here: it scales with an HPA and is protected
- * by exactly one PDB. A service run as a StatefulSet (the catalog) has a PDB
- * too, and no HPA (rule catalog-store).
+ * by exactly one PDB. A single-writer service (SINGLE_WRITERS: the catalog,
+ * the online trainer) has a PDB too, and no HPA: it does not scale (rule
+ * single-writer, which also reports one run as a Deployment).
  */
 import type { IHorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
 import { idOf, namespaceOf } from "../json.js";
 import { type PodTemplate, selectorMatches } from "../resources.js";
-import { isServiceName } from "../service-config.js";
+import { isServiceName, SINGLE_WRITERS } from "../service-config.js";
 import { findings, type Rule } from "./types.js";
 
 export const scalingRule: Rule = {
   id: "hpa-pdb",
   description:
-    "Every Deployment has exactly one HPA (autoscaling/v2) and exactly one PDB, every service StatefulSet exactly one PDB; HPAs and PDBs target something; a PDB never blocks every eviction",
+    "Every stateless Deployment has exactly one HPA (autoscaling/v2) and exactly one PDB, every single-writer service (catalog, online-trainer) exactly one PDB and no HPA (rule single-writer); HPAs and PDBs target something; a PDB never blocks every eviction",
   check(ctx) {
     const f = findings(this.id);
     const hpas = ctx.resources.filter((r) => r.kind === "HorizontalPodAutoscaler");
     const pdbs = ctx.resources.filter((r) => r.kind === "PodDisruptionBudget");
-    const deployments = ctx.templates.filter((t) => t.owner.kind === "Deployment");
+    const singleWriter = (t: PodTemplate) => {
+      const name = String(t.owner.metadata.name);
+      return isServiceName(name) && SINGLE_WRITERS[name] !== undefined;
+    };
+    const deployments = ctx.templates.filter((t) => t.owner.kind === "Deployment" && !singleWriter(t));
 
     for (const t of deployments) {
       const name = t.owner.metadata.name;
@@ -55,7 +60,8 @@ export const scalingRule: Rule = {
       checkPdb(t, minReplicas);
     }
     const statefulServices = ctx.templates.filter(
-      (t) => t.owner.kind === "StatefulSet" && isServiceName(String(t.owner.metadata.name)),
+      (t) =>
+        singleWriter(t) || (t.owner.kind === "StatefulSet" && isServiceName(String(t.owner.metadata.name))),
     );
     for (const t of statefulServices) {
       const replicas = (t.owner.spec as { replicas?: unknown } | undefined)?.replicas;
