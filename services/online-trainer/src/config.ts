@@ -14,7 +14,7 @@ export const onlineTrainerConfigSpec = {
   /** Shards, the state file (positions already trained on) and nothing else. */
   RECSYS_ONLINE_DIR: env.str("var/online"),
   /** Comma-separated models the online update fine-tunes, in this order, on the same shard. */
-  RECSYS_ONLINE_MODELS: env.str("em3"),
+  RECSYS_ONLINE_MODELS: env.str("em3,prerank,kuaiformer"),
   /** An update is due once this many new samples arrived since the last attempt... */
   RECSYS_ONLINE_EVERY_SAMPLES: env.int(500, 1, 10_000_000),
   /** ...or this long after the last attempt (process start counts as one)... */

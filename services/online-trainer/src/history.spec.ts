@@ -21,14 +21,17 @@ describe("UserHistories", () => {
     ]);
     assert.equal(h.addFeedback(fb("e1", "c", 3_000)), "applied");
     assert.equal(h.addFeedback(fb("e2", "early", 1_500)), "applied"); // read late, placed by its time
+    // Dataset events are ratings with their stars; feedback keeps its type and value.
     assert.deepEqual(h.historyBefore("u1", 3_000, 100), [
-      ["a", 1_000],
-      ["early", 1_500],
-      ["b", 2_000],
+      ["a", 1_000, EventType.RATING, 4],
+      ["early", 1_500, EventType.CLICK, 0],
+      ["b", 2_000, EventType.RATING, 2],
     ]);
-    assert.deepEqual(h.historyBefore("u1", 3_001, 100).at(-1), ["c", 3_000]);
+    assert.deepEqual(h.historyBefore("u1", 3_001, 100).at(-1), ["c", 3_000, EventType.CLICK, 0]);
     assert.deepEqual(h.historyBefore("u1", 1_000, 100), []); // an event at the sample's time is not before it
-    assert.deepEqual(h.historyBefore("u2", 10_000, 100), [["z", 1_500]]);
+    assert.deepEqual(h.historyBefore("u2", 10_000, 100), [["z", 1_500, EventType.RATING, 5]]);
+    assert.equal(h.addFeedback({ ...fb("e3", "w", 4_000, EventType.WATCH), value: 1_200 }), "applied");
+    assert.deepEqual(h.historyBefore("u1", 5_000, 100).at(-1), ["w", 4_000, EventType.WATCH, 1_200]);
     assert.deepEqual(h.historyBefore("nobody", 10_000, 100), []);
   });
 
@@ -59,8 +62,8 @@ describe("UserHistories", () => {
     assert.equal(h.addFeedback(fb("e1", "other", 5, EventType.LIKE, "u2")), "duplicate"); // the id decides
     assert.equal(h.addFeedback(fb("e2", "a", 1_000)), "applied"); // same item and time, another event
     assert.deepEqual(h.historyBefore("u1", 2_000, 100), [
-      ["a", 1_000],
-      ["a", 1_000],
+      ["a", 1_000, EventType.CLICK, 0],
+      ["a", 1_000, EventType.CLICK, 0],
     ]);
     assert.equal(h.size, 2);
   });
@@ -72,8 +75,8 @@ describe("UserHistories", () => {
     );
     const hist = h.historyBefore("u1", 200, 100);
     assert.equal(hist.length, 100);
-    assert.deepEqual(hist[0], ["i100", 100]);
-    assert.deepEqual(hist.at(-1), ["i199", 199]);
+    assert.deepEqual(hist[0], ["i100", 100, EventType.RATING, 4]);
+    assert.deepEqual(hist.at(-1), ["i199", 199, EventType.RATING, 4]);
     assert.equal(h.historyBefore("u1", 50, 100).length, 50);
     assert.equal(h.historyBefore("u1", 1_000, 100).at(-1)?.[0], "i249");
   });

@@ -27,16 +27,24 @@ export interface FeedbackEvent {
   readonly userId: string;
   readonly itemId: string;
   readonly type: EventType;
+  /** The event's value (a rating's stars, seconds watched); 0 when it has none. */
+  readonly value?: number;
   /** Unix epoch milliseconds. */
   readonly timestampMs: number;
 }
 
-/** One history entry as the shard writes it: [item id, time ms]. */
-export type HistoryEntry = [itemId: string, timestampMs: number];
+/**
+ * One history entry as the shard writes it: [item id, time ms, event type, value].
+ * Type and value give the sequence model the same side information as serving
+ * (a rating's bucket from its stars, a click or a like its own bucket).
+ */
+export type HistoryEntry = [itemId: string, timestampMs: number, type: EventType, value: number];
 
 interface Sequence {
   readonly items: string[];
   readonly times: number[];
+  readonly types: EventType[];
+  readonly values: number[];
 }
 
 export class UserHistories {
@@ -47,7 +55,7 @@ export class UserHistories {
 
   /** Adds the dataset's interactions (ratings: always history events). */
   addBase(interactions: Iterable<Interaction>): void {
-    for (const r of interactions) this.insert(r.userId, r.itemId, r.timestampMs);
+    for (const r of interactions) this.insert(r.userId, r.itemId, r.timestampMs, EventType.RATING, r.rating);
   }
 
   /**
@@ -58,7 +66,7 @@ export class UserHistories {
     if (!inHistory(e.type)) return "ignored";
     if (this.eventIds.has(e.eventId)) return "duplicate";
     this.eventIds.add(e.eventId);
-    this.insert(e.userId, e.itemId, e.timestampMs);
+    this.insert(e.userId, e.itemId, e.timestampMs, e.type, e.value ?? 0);
     return "applied";
   }
 
@@ -68,7 +76,8 @@ export class UserHistories {
     if (!seq || max <= 0) return [];
     const end = lowerBound(seq.times, beforeMs); // first event at or after beforeMs
     const out: HistoryEntry[] = [];
-    for (let i = Math.max(0, end - max); i < end; i++) out.push([seq.items[i]!, seq.times[i]!]);
+    for (let i = Math.max(0, end - max); i < end; i++)
+      out.push([seq.items[i]!, seq.times[i]!, seq.types[i]!, seq.values[i]!]);
     return out;
   }
 
@@ -81,19 +90,16 @@ export class UserHistories {
   }
 
   /** Keeps each user's events sorted by time; equal times stay in arrival order. */
-  private insert(userId: string, itemId: string, timestampMs: number): void {
+  private insert(userId: string, itemId: string, timestampMs: number, type: EventType, value: number): void {
     let seq = this.users.get(userId);
-    if (!seq) this.users.set(userId, (seq = { items: [], times: [] }));
+    if (!seq) this.users.set(userId, (seq = { items: [], times: [], types: [], values: [] }));
     this.eventCount++;
     const n = seq.times.length;
-    if (n === 0 || seq.times[n - 1]! <= timestampMs) {
-      seq.items.push(itemId);
-      seq.times.push(timestampMs);
-      return;
-    }
-    const at = upperBound(seq.times, timestampMs);
+    const at = n === 0 || seq.times[n - 1]! <= timestampMs ? n : upperBound(seq.times, timestampMs);
     seq.items.splice(at, 0, itemId);
     seq.times.splice(at, 0, timestampMs);
+    seq.types.splice(at, 0, type);
+    seq.values.splice(at, 0, value);
   }
 }
 

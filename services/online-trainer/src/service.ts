@@ -161,6 +161,7 @@ export async function startOnlineService(o: OnlineServiceOptions): Promise<Onlin
           userId: fb.userId,
           itemId: fb.itemId,
           type: fb.type,
+          value: fb.value,
           timestampMs: Number(fb.timestampMs) || r.timestampMs,
         });
         m.feedback.inc({ outcome });

@@ -51,8 +51,8 @@ describe("shards", () => {
       timestamp_ms: 4_000,
       labels: { click: 1, like: 0 },
       history: [
-        ["a", 1_000],
-        ["c", 3_000],
+        ["a", 1_000, EventType.RATING, 4],
+        ["c", 3_000, EventType.CLICK, 0],
       ],
     });
     assert.deepEqual(lines[1]!.history, []);
@@ -65,15 +65,15 @@ describe("shards", () => {
     assert.equal(text.split("\n").length, 4); // three lines and the final newline
     assert.equal(
       text.split("\n")[0],
-      '{"user_id":"u1","item_id":"x","timestamp_ms":4000,"labels":{"click":1,"like":0},"history":[["a",1000],["c",3000]]}',
+      '{"user_id":"u1","item_id":"x","timestamp_ms":4000,"labels":{"click":1,"like":0},"history":[["a",1000,4,4],["c",3000,2,0]]}',
     );
   });
 
   it("bounds the history to the newest events", () => {
     const lines = buildShard([{ userId: "u1", itemId: "x", timestampMs: 10_000, labels: {} }], histories, 2);
     assert.deepEqual(lines[0]!.history, [
-      ["c", 3_000],
-      ["b", 5_000],
+      ["c", 3_000, EventType.CLICK, 0],
+      ["b", 5_000, EventType.RATING, 1],
     ]);
   });
 

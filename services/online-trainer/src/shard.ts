@@ -4,7 +4,9 @@
  * line with the user's history as of that moment:
  *
  *   {"user_id":"u","item_id":"i","timestamp_ms":123,"labels":{"click":1,"like":0},
- *    "history":[["item",ts_ms],...]}      oldest first, strictly before timestamp_ms
+ *    "history":[["item",ts_ms,type,value],...]}   oldest first, strictly before timestamp_ms
+ *
+ * (type: the EventType number; value: a rating's stars, seconds watched, or 0.)
  *
  * Histories are built when the shard is written (not when the sample is
  * read), after the feedback consumer caught up (trainer.ts), so feedback that

@@ -7,7 +7,9 @@ does not regress on a holdout (docs/ranking.md "Online updates").
 The shard (JSONL, written by services/online-trainer from the `samples` and `feedback` topics) has
 one labelled sample per line with the user's history as of that moment:
     {"user_id": "u", "item_id": "i", "timestamp_ms": 1, "labels": {"click": 1, "like": 0},
-     "history": [["item", ts_ms], ...]}          # oldest first, strictly before timestamp_ms
+     "history": [["item", ts_ms, type, value], ...]}   # oldest first, strictly before timestamp_ms
+(type: the EventType number, value: a rating's stars or 0; the ranking models read item and time,
+the sequence models' online update also the type and value. Two-element entries are accepted.)
 
 Vocabularies stay those of the serving version (new items and users are OOV, scored from content).
 The newest `holdout_fraction` of the samples (by time) is held out: the serving model and the
@@ -104,8 +106,8 @@ def online_update(model_name: str, store_dir: str | Path, data_dir: str | Path, 
     for k, r in enumerate(rows):
         h = r["history"][-L:]
         if h:
-            hist[k, L - len(h):] = [to_ds(item) for item, _ in h]
-            hist_ts[k, L - len(h):] = [int(ts) for _, ts in h]
+            hist[k, L - len(h):] = [to_ds(e[0]) for e in h]        # entries: [item, ts, (type, value)]
+            hist_ts[k, L - len(h):] = [int(e[1]) for e in h]
     ctx_ts = np.array([int(r["timestamp_ms"]) for r in rows], np.int64)
     n_hold = int(round(K * holdout_fraction))
     part = np.zeros(K, np.int64)
@@ -149,14 +151,19 @@ def online_update(model_name: str, store_dir: str | Path, data_dir: str | Path, 
     probe = probe_inputs(cfg, L, int(manifest["max_genres"]), prerank=model_name == "prerank")
     keep = {k: v for k, v in manifest.items() if k not in ("model", "version", "created_at", "files",
                                                            "onnx_parity_max_abs_diff", "metrics")}
-    version, parity = publish(
-        tuned, model_name, store_dir, "online", inputs, outputs, probe,
-        {f: (vdir / f).read_text() for f in VOCAB_FILES},
-        {**keep, "parent_version": parent,
-         "online": {"samples": counts, "holdout": holdout, "shard": str(shard),
-                    "trained_through_ms": int(ctx_ts.max()),
-                    "train_config": {"epochs": epochs, "lr": lr}},
-         "metrics": manifest.get("metrics", {})})
+    try:
+        version, parity = publish(
+            tuned, model_name, store_dir, "online", inputs, outputs, probe,
+            {f: (vdir / f).read_text() for f in VOCAB_FILES},
+            {**keep, "parent_version": parent,
+             "online": {"samples": counts, "holdout": holdout, "shard": str(shard),
+                        "trained_through_ms": int(ctx_ts.max()),
+                        "train_config": {"epochs": epochs, "lr": lr}},
+             "metrics": manifest.get("metrics", {})},
+            expect_current=parent)
+    except store.StaleParent as e:   # the samples are trained again on the new serving version
+        return {**base, "decision": "skipped", "holdout": holdout, "seconds": round(time.monotonic() - t0, 1),
+                "reason": f"a newer version was published meanwhile ({e})"}
     log(f"[online:{model_name}] {parent} -> {version}: holdout click AUC {before['click_auc']:.4f} -> "
         f"{after['click_auc']:.4f}")
     return {**base, "decision": "published", "version": version, "parity": parity, "holdout": holdout,

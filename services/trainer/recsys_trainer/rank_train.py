@@ -399,9 +399,9 @@ def signature(inputs: list[str], outputs: list[str], probe: dict, L: int, G: int
 
 
 def publish(model, name: str, store_dir: str | Path, version_suffix: str, inputs, outputs, probe,
-            vocab_files: dict[str, str], extra: dict) -> tuple[str, float]:
+            vocab_files: dict[str, str], extra: dict, expect_current: str | None = None) -> tuple[str, float]:
     """Exports, checks parity, and publishes a version with the given vocabulary files
-    ({"item_vocab.tsv": text, ...}) and manifest fields."""
+    ({"item_vocab.tsv": text, ...}) and manifest fields (expect_current: see store.publish)."""
     version = store.unique_version_name(store_dir, name, version_suffix)
     staged = store.staging_dir(store_dir, name, version)
     try:
@@ -420,7 +420,7 @@ def publish(model, name: str, store_dir: str | Path, version_suffix: str, inputs
         manifest = {"model": name, "version": version,
                     "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "files": {}, "onnx_parity_max_abs_diff": diff, **extra}
-        store.publish(store_dir, name, version, staged, manifest)
+        store.publish(store_dir, name, version, staged, manifest, expect_current=expect_current)
     except BaseException:
         import shutil
         shutil.rmtree(staged, ignore_errors=True)

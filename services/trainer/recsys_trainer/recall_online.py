@@ -149,7 +149,12 @@ def online_update(model_name: str, store_dir: str | Path, data_dir: str | Path, 
             **keep, "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "onnx_parity_max_abs_diff": parity, "parent_version": parent,
             "online": {"samples": counts, "holdout": holdout, "shard": str(shard),
-                       "trained_through_ms": int(rows[-1]["timestamp_ms"]), "epochs": epochs, "lr": lr}})
+                       "trained_through_ms": int(rows[-1]["timestamp_ms"]), "epochs": epochs, "lr": lr}},
+            expect_current=parent)
+    except store.StaleParent as e:   # the samples are trained again on the new serving version
+        shutil.rmtree(staged, ignore_errors=True)
+        return {**base, "decision": "skipped", "holdout": holdout, "seconds": round(time.monotonic() - t0, 1),
+                "reason": f"a newer version was published meanwhile ({e})"}
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise

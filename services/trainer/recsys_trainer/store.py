@@ -10,7 +10,9 @@ version; CURRENT is written to a temporary file and os.replace()d.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -53,18 +55,42 @@ def staging_dir(store: str | Path, model: str, version: str) -> Path:
     return d
 
 
-def publish(store: str | Path, model: str, version: str, staged: Path, manifest: dict) -> Path:
+class StaleParent(RuntimeError):
+    """CURRENT moved since the version was derived from it (another publisher won)."""
+
+
+@contextlib.contextmanager
+def _publish_lock(model_dir: Path):
+    """Serialises publishers of one model (the nightly job and the online trainer share a store)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(model_dir / ".publish.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def publish(store: str | Path, model: str, version: str, staged: Path, manifest: dict,
+            expect_current: str | None = None) -> Path:
     """Checksum every file in `staged`, write the manifest, move the directory into place
-    and point CURRENT at it. Returns the final version directory."""
+    and point CURRENT at it. Returns the final version directory.
+
+    `expect_current`: publish only if CURRENT still names this version (a fine-tune of the
+    serving version must not replace a newer one published meanwhile, e.g. by the nightly
+    job); otherwise raises StaleParent and leaves `staged` for the caller to remove."""
     files = {p.name: sha256_file(p) for p in sorted(staged.iterdir()) if p.is_file() and p.name != MANIFEST}
     manifest = {**manifest, "model": model, "version": version, "files": files}
     (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     model_dir = Path(store) / model
     final = model_dir / version
-    if final.exists():
-        raise FileExistsError(f"version already exists: {final}")
-    os.replace(staged, final)
-    set_current(store, model, version)
+    with _publish_lock(model_dir):
+        if expect_current is not None and read_current(store, model) != expect_current:
+            raise StaleParent(f"{model}: CURRENT is {read_current(store, model)}, not {expect_current}")
+        if final.exists():
+            raise FileExistsError(f"version already exists: {final}")
+        os.replace(staged, final)
+        set_current(store, model, version)
     return final
 
 

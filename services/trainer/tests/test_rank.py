@@ -102,7 +102,7 @@ class RankPipelineTest(unittest.TestCase):
         for e in order:
             u, ts = user_of[e], int(ds.timestamps[e])
             s, end = ds.offsets[u], ds.offsets[u + 1]
-            hist = [[ds.item_ids[ds.items[j] - 2], int(ds.timestamps[j]) * 1000]
+            hist = [[ds.item_ids[ds.items[j] - 2], int(ds.timestamps[j]) * 1000, 4, 4.0]   # [item, ts, RATING, stars]
                     for j in range(s, end) if ds.timestamps[j] < ts]
             for item, click in ((ds.item_ids[ds.items[e] - 2], 1),
                                 (ds.item_ids[int(g.integers(0, len(ds.item_ids)))], 0)):
