@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -79,6 +79,44 @@ describe("EmbeddedBus", () => {
       assert.equal(got.length, expected);
       await bus.close();
     }
+  });
+
+  it("commits on an interval while busy, and always once caught up or stopped", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bus-"));
+    let bus = EmbeddedBus.open({ dir, logger, commitIntervalMs: 60_000, maxBatchBytes: 64 });
+    await bus.publish(
+      "t",
+      Array.from({ length: 20 }, (_, i) => rec("k", `r${i}`)),
+    );
+    const got: string[] = [];
+    const sub = await bus.subscribe({
+      groupId: "slow-commits",
+      topics: ["t"],
+      fromBeginning: true,
+      handle: async (batch) => {
+        got.push(...batch.map(text));
+      },
+    });
+    assert.equal(await sub.waitCaughtUp(2_000), true);
+    const positions = join(dir, "groups", "slow-commits.json");
+    await until(() => existsSync(positions));
+    await bus.publish("t", [rec("k", "late")]);
+    await until(() => got.length === 21);
+    await bus.close(); // stop writes what was handled
+
+    bus = EmbeddedBus.open({ dir, logger });
+    const again: string[] = [];
+    const resumed = await bus.subscribe({
+      groupId: "slow-commits",
+      topics: ["t"],
+      fromBeginning: true,
+      handle: async (batch) => {
+        again.push(...batch.map(text));
+      },
+    });
+    assert.equal(await resumed.waitCaughtUp(2_000), true);
+    assert.deepEqual(again, []); // nothing handled before is delivered again
+    await bus.close();
   });
 
   it('commit: "manual" commits only through the records given to commit()', async () => {
