@@ -216,12 +216,33 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     for (const id of ids)
       assert.ok(!seen.get("15")!.has(id) && id !== "1", "filters still apply in the fallback");
 
+    // Prerank down too: the 300 most popular items are all the stages have left. The heaviest
+    // user has seen many of them, and each page excludes the pages before it: the funnel
+    // runs short, and the answer is still `count` unseen, unexcluded items, filled from popular.
+    await stack.stopService("prerank", "SIGKILL");
+    const [heavy, heavySeen] = [...seen].reduce((a, b) => (b[1].size > a[1].size ? b : a));
+    const shown: string[] = [];
+    let filled = false;
+    for (let page = 0; page < 3; page++) {
+      const res = await recommend.recommend(
+        { userId: heavy, count: 100, excludeItemIds: shown },
+        { timeoutMs: 2_000 },
+      );
+      const pageIds = res.items.map((i) => i.itemId);
+      assert.equal(pageIds.length, 100, `page ${page}: ${res.degradations.join(",")}`);
+      assert.equal(new Set([...shown, ...pageIds]).size, shown.length + 100, "no item twice across pages");
+      for (const id of pageIds) assert.ok(!heavySeen.has(id), `${id} was seen by ${heavy}`);
+      filled ||= res.degradations.includes("short_result_popular_fill");
+      shown.push(...pageIds);
+    }
+    assert.ok(filled, "the last pages were short before the fill");
+
     const metrics = await (await fetch(`http://127.0.0.1:${stack.metricsPort("gateway")}/metrics`)).text();
     assert.match(metrics, /recsys_degradations_total\{kind="rank_fallback",service="gateway"\} [1-9]/);
     assert.match(metrics, /recsys_degradations_total\{kind="recall_fallback",service="gateway"\} [1-9]/);
 
     // Restarted stages are used again.
-    await Promise.all([stack.startService("rank"), stack.startService("recall")]);
+    await Promise.all(["rank", "recall", "prerank"].map((s) => stack.startService(s as "rank")));
     let healed = false;
     for (let i = 0; i < 60 && !healed; i++) {
       const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 2_000 });

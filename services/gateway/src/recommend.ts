@@ -238,14 +238,20 @@ export class FunnelRunner {
       modelVersions.rerank = "fallback:rank_order";
     }
 
-    // Never an empty answer while popular items exist.
-    if (final.length === 0) {
-      degrade("empty_result_popular");
-      final = this.localRerank(
+    // `count` items whenever the catalogue has them: a short (or empty) answer is
+    // filled from popular items the user has not seen. Fallback paths can come up
+    // short, e.g. the popular recall fallback minus a heavy user's seen items.
+    if (final.length < input.count) {
+      degrade(final.length === 0 ? "empty_result_popular" : "short_result_popular_fill");
+      const have = new Set(final.map((c) => c.itemId));
+      const fill = this.localRerank(
         userView,
-        this.popularCandidates(input.count * 4 + userView.history.length),
-        input,
+        this.popularCandidates(input.count * 4 + userView.history.length + have.size).filter(
+          (c) => !have.has(c.itemId),
+        ),
+        { ...input, count: input.count - final.length },
       );
+      final = [...final, ...fill];
     }
     return {
       items: final.map((c) => ({
