@@ -3,7 +3,9 @@
  * the kuaiformer channel alone at 4 interests x 250 (quota 1000), and the
  * full default channel mix, for real MovieLens users. Starts its own stack.
  *
- *   node services/recall/dist/eval/latency-cli.js [--requests 500] [--store var/models]
+ *   node services/recall/dist/eval/latency-cli.js [--requests 500] [--store var/models] [--cpu-prof DIR]
+ * (--cpu-prof: the recall service runs under V8's sampler and writes its
+ * .cpuprofile to DIR on exit; node loadtest/dist/src/cpuprof.js DIR summarises it)
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -17,6 +19,7 @@ const { values } = parseArgs({
     store: { type: "string", default: "var/models" },
     data: { type: "string", default: "data/ml-latest-small" },
     "base-port": { type: "string", default: "57151" },
+    "cpu-prof": { type: "string" },
   },
 });
 const rootDir = resolve(".");
@@ -27,6 +30,9 @@ const stack = await LocalStack.start({
   modelStore: resolve(values.store),
   dataDir: resolve(values.data),
   logDir: join(rootDir, "var", "log", "bench-recall"),
+  ...(values["cpu-prof"]
+    ? { nodeArgs: { recall: ["--cpu-prof", `--cpu-prof-dir=${resolve(values["cpu-prof"])}`] } }
+    : {}),
 });
 const client = createClient(RecallService, stack.target("recall"));
 const quantile = (xs: number[], q: number) =>
