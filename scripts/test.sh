@@ -33,6 +33,10 @@ export RECSYS_TEST_KAFKA_BROKERS RECSYS_TEST_REDIS_URL
 echo "[test] Python trainer tests" >&2
 bash scripts/test-python.sh
 
+# The online trainer's integration test runs the real Python online update
+# (em3, prerank, kuaiformer) on the quick test models: ~15 s.
+export RECSYS_TEST_ONLINE_PYTHON=1
+
 mapfile -t specs < <(find shared services deploy loadtest -path '*/node_modules' -prune -o -path '*/dist/*' -name '*.spec.js' -print | sort)
 echo "[test] ${#specs[@]} test files" >&2
 # One file at a time: the end-to-end files start five processes each on 2 cores.

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 from .config import MODELS, PROFILES, load_config
 
+
+
+def _finite(x):
+    """NaN and infinities (e.g. a cold-item AUC on a holdout without cold items) become null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def strict_json(x) -> str:
+    """JSON that every parser reads: json.dumps writes NaN, which JSON.parse (the online trainer) refuses."""
+    return json.dumps(_finite(x), allow_nan=False)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="recsys_trainer")
@@ -92,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = {k: v for k, v in (("lr", args.lr), ("min_holdout", args.min_holdout)) if v is not None}
         result = online_update(args.model, args.store, args.data, args.shard, tolerance=args.tolerance,
                                holdout_fraction=args.holdout_fraction, epochs=args.epochs, **extra)
-        print(json.dumps(result))
+        print(strict_json(result))
         return 0
 
     if args.cmd == "verify":

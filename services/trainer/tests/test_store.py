@@ -41,5 +41,20 @@ class PublishTest(unittest.TestCase):
         self.assertEqual(store.read_current(self.root, "em3"), "v4")
 
 
+
+class StrictJsonTest(unittest.TestCase):
+    def test_online_result_has_no_nan(self):
+        """The online trainer parses the result with JSON.parse, which refuses NaN."""
+        import json
+        import math
+
+        from recsys_trainer.__main__ import strict_json
+        text = strict_json({"decision": "rejected", "holdout": {"click_auc": 0.6, "click_cold_auc": math.nan},
+                            "curve": [1.0, math.inf]})
+        self.assertNotIn("NaN", text)
+        self.assertEqual(json.loads(text)["holdout"]["click_cold_auc"], None)
+        self.assertEqual(json.loads(text)["curve"], [1.0, None])
+
+
 if __name__ == "__main__":
     unittest.main()
