@@ -19,9 +19,11 @@
  *   4. update started -> publish: shard, Python online update, holdout check,
  *      export; publish = mtime of <store>/em3/CURRENT (os.replace). The
  *      Python process's own time is recsys_online_update_seconds.
- *   5. publish -> serving: Recommend polled every 100 ms until the rank stage
- *      reports the new version in model_versions (model watcher poll, ONNX
- *      load, probe batch, swap).
+ *   5. publish -> serving: the stage service's metrics polled every 100 ms
+ *      until its recsys_model_version_info names the new version (model
+ *      watcher poll, ONNX load, probe batch, swap). Not Recommend: polling
+ *      it would add samples without feedback, and on a loaded machine the
+ *      stage can answer with its fallback, which names no version.
  * "rejected" (holdout regression) and "skipped" are outcomes, reported as
  * such; the time to "serving" exists only for published rounds.
  *
@@ -283,7 +285,6 @@ try {
     [users[i], users[j]] = [users[j]!, users[i]!];
   }
   let nextUser = 0;
-  const pollUser = users.pop()!;
 
   /** Samples count as new for the trigger since the last attempt: buffered counter at the last "update started". */
   let bufferedAtAttempt = 0;
@@ -442,8 +443,17 @@ try {
       if (round.version && round.servingMs === undefined && Date.now() >= nextPoll) {
         nextPoll = Date.now() + 100;
         try {
-          const res = await recommend.recommend({ userId: pollUser, count: 1 }, { timeoutMs: 5_000 });
-          if (res.modelVersions[stage] === round.version) round.servingMs = Date.now();
+          // Serving = the stage service has swapped it in: its recsys_model_version_info gauge
+          // (a Recommend naming it in model_versions says the same, but on a loaded machine the
+          // stage may time out and answer with its fallback, which names no version).
+          const service = stage.split(".")[0] as "rank";
+          const text = await (await fetch(`http://127.0.0.1:${stack.metricsPort(service)}/metrics`)).text();
+          const swapped = text
+            .split("\n")
+            .some(
+              (l) => l.startsWith("recsys_model_version_info{") && l.includes(`version="${round.version}"`),
+            );
+          if (swapped) round.servingMs = Date.now();
         } catch (err) {
           say(`serving poll failed (retried): ${(err as Error).message}`);
         }
