@@ -11,6 +11,9 @@
 import { parseDuration } from "./duration.js";
 import type { ConstantArrivalRate, RampingArrivalRate } from "./scenario.js";
 
+/** Small, fast, seedable PRNG (mulberry32), shared with the services. */
+export { seededRandom } from "@recsys/shared";
+
 interface Segment {
   readonly startMs: number;
   readonly durationMs: number;
@@ -82,16 +85,4 @@ export class ArrivalSchedule {
     }
     return Number.POSITIVE_INFINITY;
   }
-}
-
-/** Small, fast, seedable PRNG (mulberry32); returns [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

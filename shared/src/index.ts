@@ -14,6 +14,7 @@ export * from "./grpc/server.js";
 export * from "./log.js";
 export * from "./metrics.js";
 export * from "./onnx/pool.js";
+export * from "./random.js";
 export * from "./ranking/index.js";
 export * from "./runtime.js";
 export * from "./stages/index.js";

@@ -23,6 +23,7 @@
  *   replaces with a learned fusion.
  */
 import { createHash } from "node:crypto";
+import { seededRandom } from "@recsys/shared";
 import { TEXT_MODALITY } from "./validate.js";
 
 export type FusionRule = "text" | "weighted";
@@ -41,23 +42,11 @@ export function projectionSeed(modality: string, fromDim: number, toDim: number)
     .readUInt32BE(0);
 }
 
-/** mulberry32: a small, well-known 32-bit generator; returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const projections = new Map<string, Float32Array>();
 
 /**
  * P_m, row-major toDim × fromDim: entries drawn in row-major order from
- * mulberry32(projectionSeed) through Box-Muller (u1 = 1 − next(), u2 = next(),
+ * seededRandom(projectionSeed) (mulberry32) through Box-Muller (u1 = 1 − next(), u2 = next(),
  * z = sqrt(−2 ln u1) · cos(2π u2); one normal per pair of draws), times
  * 1/sqrt(toDim). Cached per (modality, dims).
  */
@@ -65,7 +54,7 @@ export function projectionMatrix(modality: string, fromDim: number, toDim: numbe
   const key = `${modality}:${fromDim}x${toDim}`;
   let p = projections.get(key);
   if (!p) {
-    const next = mulberry32(projectionSeed(modality, fromDim, toDim));
+    const next = seededRandom(projectionSeed(modality, fromDim, toDim));
     const scale = 1 / Math.sqrt(toDim);
     p = new Float32Array(toDim * fromDim);
     for (let i = 0; i < p.length; i++) {

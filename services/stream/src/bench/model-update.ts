@@ -49,7 +49,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { LocalStack } from "@recsys/local";
-import { createClient, currentVersion, loadInteractions } from "@recsys/shared";
+import { createClient, currentVersion, loadInteractions, seededRandom } from "@recsys/shared";
 import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
 import {
   FeedbackService,
@@ -104,18 +104,7 @@ function checkDeadline(what: string): void {
     throw new Timeout(`total timeout (--timeout-s ${args["timeout-s"]}) while ${what}`);
 }
 
-/** mulberry32: a small seeded generator, so runs click the same way. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = rng(Number(args.seed));
+const random = seededRandom(Number(args.seed));
 
 // --- The benchmark's own model store: a copy of the serving versions. ---
 const runId = `model-update-${Date.now()}`;
