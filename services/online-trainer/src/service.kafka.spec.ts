@@ -71,6 +71,7 @@ describe("online trainer service on Kafka (real broker)", {
         RECSYS_ONLINE_DIR: join(root, "online"),
         RECSYS_ONLINE_EVERY_SAMPLES: "2",
         RECSYS_ONLINE_MIN_SAMPLES: "1",
+        RECSYS_ONLINE_MODELS: "em3", // one update call per shard
       },
     );
     const shards: string[][] = [];
@@ -99,8 +100,8 @@ describe("online trainer service on Kafka (real broker)", {
       const items = shards[1]!.map((l) => JSON.parse(l).item_id);
       assert.deepEqual(items, ["s1", "s2", "s3"]);
       assert.deepEqual(JSON.parse(shards[1]![0]!).history, [
-        ["base-a", 1_000_000],
-        ["fb-1", T0],
+        ["base-a", 1_000_000, EventType.RATING, 4],
+        ["fb-1", T0, EventType.LIKE, 0],
       ]);
       await until(() => svc.trainer.currentState.updates === 1);
       await svc.stop();

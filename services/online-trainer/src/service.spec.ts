@@ -72,6 +72,7 @@ describe("online trainer service on the embedded bus", () => {
         RECSYS_ONLINE_EVERY_SAMPLES: "3",
         RECSYS_ONLINE_MIN_SAMPLES: "1",
         RECSYS_ONLINE_POLL_MS: "20",
+        RECSYS_ONLINE_MODELS: "em3", // one update call per shard
       },
     );
     const gateway = EmbeddedBus.open({ dir: busDir, logger });
@@ -113,19 +114,20 @@ describe("online trainer service on the embedded bus", () => {
         ["2", "s3"],
       ],
     );
+    // [item, time, event type, value]: the dataset's events are ratings with their stars.
     assert.deepEqual(lines[0].history, [
-      ["base-a", 1_000_000],
-      ["base-b", 2_000_000],
-      ["fb-1", T0 + 500],
+      ["base-a", 1_000_000, EventType.RATING, 4],
+      ["base-b", 2_000_000, EventType.RATING, 1],
+      ["fb-1", T0 + 500, EventType.CLICK, 0],
     ]);
     assert.deepEqual(lines[1].history, [
-      ["base-a", 1_000_000],
-      ["base-b", 2_000_000],
-      ["fb-1", T0 + 500],
-      ["fb-2", T0 + 2_000],
+      ["base-a", 1_000_000, EventType.RATING, 4],
+      ["base-b", 2_000_000, EventType.RATING, 1],
+      ["fb-1", T0 + 500, EventType.CLICK, 0],
+      ["fb-2", T0 + 2_000, EventType.LIKE, 0],
     ]);
     assert.deepEqual(lines[1].labels, { click: 0, like: 0 });
-    assert.deepEqual(lines[2].history, [["base-z", 1_500_000]]);
+    assert.deepEqual(lines[2].history, [["base-z", 1_500_000, EventType.RATING, 5]]);
     const text = await metrics.registry.metrics();
     assert.match(text, /recsys_online_bad_records_total\{topic="samples",service="test"\} 1/);
     assert.match(text, /recsys_online_feedback_events_total\{outcome="duplicate",service="test"\} 1/);
