@@ -40,4 +40,6 @@ export RECSYS_TEST_ONLINE_PYTHON=1
 mapfile -t specs < <(find shared services deploy loadtest -path '*/node_modules' -prune -o -path '*/dist/*' -name '*.spec.js' -print | sort)
 echo "[test] ${#specs[@]} test files" >&2
 # One file at a time: the end-to-end files start five processes each on 2 cores.
-node --test --test-concurrency=1 --test-reporter=spec "${specs[@]}"
+# --test-force-exit: a file whose test failed before it closed its consumers or
+# servers would otherwise keep its process, and the whole run, alive.
+node --test --test-concurrency=1 --test-force-exit --test-reporter=spec "${specs[@]}"

@@ -88,10 +88,16 @@ describe("online trainer service on Kafka (real broker)", {
           return { decision: "published", reason: "ok", version: `v${shards.length}`, raw: {} };
         },
       });
+    let svc: Awaited<ReturnType<typeof start>> | undefined;
+    const stopSvc = async () => {
+      const running = svc;
+      svc = undefined;
+      await running?.stop();
+    };
     try {
-      let svc = await start();
+      svc = await start();
       await until(() => shards.length === 1); // failed: kept, nothing committed
-      await svc.stop();
+      await stopSvc();
 
       fail = false;
       svc = await start();
@@ -103,8 +109,8 @@ describe("online trainer service on Kafka (real broker)", {
         ["base-a", 1_000_000, EventType.RATING, 4],
         ["fb-1", T0, EventType.LIKE, 0],
       ]);
-      await until(() => svc.trainer.currentState.updates === 1);
-      await svc.stop();
+      await until(() => svc!.trainer.currentState.updates === 1);
+      await stopSvc();
 
       // Committed to the group: without the state file too, a restart reads only what came after.
       rmSync(join(root, "online", "state.json"));
@@ -115,8 +121,9 @@ describe("online trainer service on Kafka (real broker)", {
         shards[2]!.map((l) => JSON.parse(l).item_id),
         ["s4", "s5"],
       );
-      await svc.stop();
+      await stopSvc();
     } finally {
+      await stopSvc(); // a failed assertion must not leave consumers keeping the file's process alive
       await producer.close();
     }
   });
