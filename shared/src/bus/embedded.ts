@@ -33,10 +33,12 @@ export interface EmbeddedBusOptions extends LogOptions {
   readonly maxBatchBytes?: number;
   /**
    * Automatic commits write the group's position file at most this often
-   * while records keep coming (and always when the consumer catches up or
-   * stops), so a busy consumer does not rewrite a file after every batch on
-   * its event loop. A crash re-delivers at most this much (at least once, as
-   * always). Default 1,000 ms; 0 commits after every batch.
+   * (and when the consumer stops), not after every batch: a consumer that
+   * keeps up with a steady trickle (the gateway's in-process stream reads
+   * each Recommend's impression) would otherwise rewrite the file on its
+   * event loop for every record. A crash re-delivers at most this much plus
+   * one idle wait (~1 s): at least once, as always. Default 1,000 ms; 0
+   * commits after every batch.
    */
   readonly commitIntervalMs?: number;
 }
@@ -138,7 +140,7 @@ class EmbeddedSubscription {
   private caughtUpWaiters: Array<() => void> = [];
   /** Automatic commits: positions handled but not yet written, and when the file was last written. */
   private dirty = false;
-  private lastCommitAt = 0;
+  private lastCommitAt = performance.now();
 
   constructor(
     private readonly options: SubscribeOptions,
@@ -204,7 +206,7 @@ class EmbeddedSubscription {
           if (this.options.commit === undefined || this.options.commit === true) {
             this.committed.set(topic, next);
             this.dirty = true;
-            if (performance.now() - this.lastCommitAt >= (this.bus.commitIntervalMs ?? 1_000)) this.commit();
+            this.commitIfDue();
           }
           this.bus.metrics?.consumed(this.options.groupId, topic, batch.length);
           failures = 0;
@@ -221,13 +223,18 @@ class EmbeddedSubscription {
         for (const w of this.caughtUpWaiters.splice(0)) w();
       }
       if (idle) {
-        if (this.dirty) this.commit(); // nothing more to read: write the position now
+        this.commitIfDue(); // a quiet consumer still writes its position within the interval
         await Promise.race([
           ...[...this.logs].map(([topic, log]) => log.waitForData(this.positions.get(topic) ?? 0, 1_000)),
           pause(1_000, signal),
         ]);
       }
     }
+  }
+
+  private commitIfDue(): void {
+    if (this.dirty && performance.now() - this.lastCommitAt >= (this.bus.commitIntervalMs ?? 1_000))
+      this.commit();
   }
 
   private commit(): void {
