@@ -3,7 +3,7 @@
  *
  * - Embedded bus: the gateway process owns the bus directory (its in-process
  *   stream processor writes the samples there). This process never opens that
- *   bus: it follows the topic logs through a read-only EmbeddedLogTail, polled
+ *   bus: it follows the topic logs read-only (followTail in shared/src/bus/tail.ts), polled
  *   every RECSYS_ONLINE_POLL_MS. Positions live in memory; the samples tail
  *   starts where the state file says the last update stopped.
  * - Kafka: a consumer group per topic (see main.ts for the group ids).
@@ -11,7 +11,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "@recsys/shared";
-import { EmbeddedLogTail, type EventBus, pause, SEGMENT_SUFFIX, type Subscription } from "@recsys/shared/bus";
+import { type EventBus, followTail, SEGMENT_SUFFIX, type Subscription } from "@recsys/shared/bus";
 
 export interface FeedRecord {
   readonly topic: string;
@@ -82,76 +82,32 @@ export interface EmbeddedFeedOptions {
 }
 
 export function followEmbeddedLog(o: EmbeddedFeedOptions): Feed {
-  const tail = new EmbeddedLogTail(o.dir);
-  const abort = new AbortController();
-  let position = o.from;
-  let caughtUp = false;
-  let freshAt = 0;
-  let failures = 0;
-  let waiters: Array<() => void> = [];
-  const loop = (async () => {
-    while (!abort.signal.aborted) {
-      const startedAt = Date.now();
-      let atEnd = true;
-      let progressed = 0;
-      try {
-        const read = await tail.read(position, 1024 * 1024);
-        if (read.skippedBytes > 0)
-          o.logger.warn(
-            { dir: o.dir, skippedBytes: read.skippedBytes },
-            `${o.topic} log: records deleted by retention before they were read`,
-          );
-        if (read.records.length > 0)
-          await o.handle(
-            read.records.map((r) => ({
-              topic: o.topic,
-              partition: 0,
-              offset: String(r.offset),
-              next: BigInt(r.nextOffset),
-              value: r.value,
-              timestampMs: r.timestampMs,
-            })),
-          );
-        progressed = read.next - position;
-        position = read.next;
-        atEnd = read.atEnd;
-        failures = 0;
-      } catch (err) {
-        failures++;
-        o.logger.error({ err, dir: o.dir, position }, `${o.topic} log: read failed, retrying`);
-        await pause(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), abort.signal);
-        continue;
-      }
-      if (atEnd) {
-        freshAt = startedAt;
-        if (!caughtUp) {
-          caughtUp = true;
-          for (const w of waiters.splice(0)) w();
-        }
-      }
-      if (atEnd || progressed === 0) await pause(o.pollMs, abort.signal);
-    }
-  })();
+  const followed = followTail({
+    dir: o.dir,
+    from: o.from,
+    pollMs: o.pollMs,
+    logger: o.logger,
+    label: o.topic,
+    handle: async (records) => {
+      await o.handle(
+        records.map((r) => ({
+          topic: o.topic,
+          partition: 0,
+          offset: String(r.offset),
+          next: BigInt(r.nextOffset),
+          value: r.value,
+          timestampMs: r.timestampMs,
+        })),
+      );
+    },
+  });
   return {
     source: `embedded:${o.dir}`,
-    caughtUp: () => caughtUp,
-    async waitCaughtUp(ms) {
-      if (caughtUp) return true;
-      let done: () => void = () => {};
-      const reached = new Promise<void>((r) => {
-        done = r;
-        waiters.push(r);
-      });
-      await Promise.race([reached, pause(ms)]);
-      waiters = waiters.filter((w) => w !== done);
-      return caughtUp;
-    },
-    freshAt: () => freshAt,
+    caughtUp: () => followed.caughtUp(),
+    waitCaughtUp: (ms) => followed.waitCaughtUp(ms),
+    freshAt: () => followed.freshAt(),
     commit: async () => {},
-    async stop() {
-      abort.abort();
-      await loop;
-    },
+    stop: () => followed.stop(),
   };
 }
 

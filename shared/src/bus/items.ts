@@ -14,7 +14,7 @@
  * - Embedded bus: the catalog process owns the items log, in its own bus
  *   directory `<RECSYS_BUS_DIR>/catalog` (an embedded bus directory belongs
  *   to one process). Other processes read that log through a read-only
- *   EmbeddedLogTail, polled every RECSYS_ITEMS_POLL_MS.
+ *   followTail (tail.ts), polled every RECSYS_ITEMS_POLL_MS.
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -30,7 +30,7 @@ import { type BusConfig, busConfigSpec, kafkaBrokers, openBus } from "./config.j
 import { topicDir } from "./embedded.js";
 import { BusMetrics } from "./metrics.js";
 import { pause, type Subscription } from "./port.js";
-import { EmbeddedLogTail } from "./tail.js";
+import { followTail } from "./tail.js";
 import { TOPICS, TopicNames } from "./topics.js";
 
 /** Configuration of a service that follows the items topic. */
@@ -117,60 +117,19 @@ export async function followItemUpdates(options: ItemFeedOptions): Promise<ItemF
   }
 
   const dir = topicDir(catalogBusDir(cfg), topic);
-  const tail = new EmbeddedLogTail(dir);
-  const abort = new AbortController();
-  let position = 0;
-  let caughtUp = false;
-  let failures = 0;
-  let waiters: Array<() => void> = [];
-  const loop = (async () => {
-    while (!abort.signal.aborted) {
-      let atEnd = true;
-      let progressed = 0;
-      try {
-        const read = await tail.read(position, 1024 * 1024);
-        if (read.skippedBytes > 0)
-          logger.warn(
-            { dir, skippedBytes: read.skippedBytes },
-            "items log: records deleted before they were read",
-          );
-        if (read.records.length > 0) await handleRaw(read.records);
-        progressed = read.next - position;
-        position = read.next;
-        atEnd = read.atEnd;
-        failures = 0;
-      } catch (err) {
-        failures++;
-        logger.error({ err, dir, position }, "items log: batch failed, retrying");
-        await pause(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), abort.signal);
-        continue;
-      }
-      if (atEnd && !caughtUp) {
-        caughtUp = true;
-        for (const w of waiters.splice(0)) w();
-      }
-      // At the end, or stopped at a frame the catalog is still writing: wait for more.
-      if (atEnd || progressed === 0) await pause(cfg.RECSYS_ITEMS_POLL_MS, abort.signal);
-    }
-  })();
+  const followed = followTail({
+    dir,
+    from: 0,
+    pollMs: cfg.RECSYS_ITEMS_POLL_MS,
+    logger,
+    label: "items",
+    handle: (records) => handleRaw(records),
+  });
   return {
     source: dir,
-    caughtUp: () => caughtUp,
-    async waitCaughtUp(ms) {
-      if (caughtUp) return true;
-      let done: () => void = () => {};
-      const reached = new Promise<void>((r) => {
-        done = r;
-        waiters.push(r);
-      });
-      await Promise.race([reached, pause(ms)]);
-      waiters = waiters.filter((w) => w !== done);
-      return caughtUp;
-    },
-    async stop() {
-      abort.abort();
-      await loop;
-    },
+    caughtUp: () => followed.caughtUp(),
+    waitCaughtUp: (ms) => followed.waitCaughtUp(ms),
+    stop: () => followed.stop(),
   };
 }
 

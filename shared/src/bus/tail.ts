@@ -12,7 +12,9 @@
  */
 import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { Logger } from "../log.js";
 import { decodeFrame, HEADER_BYTES, MAX_FRAME_BYTES, SEGMENT_SUFFIX, type StoredRecord } from "./log.js";
+import { pause } from "./port.js";
 
 export interface TailRead {
   readonly records: StoredRecord[];
@@ -120,4 +122,94 @@ export class EmbeddedLogTail {
     const last = segments[segments.length - 1]!;
     return { records, next: from, atEnd: from >= last.base + last.size, skippedBytes };
   }
+}
+
+export interface FollowTailOptions {
+  readonly dir: string;
+  /** Byte offset to start from. */
+  readonly from: number;
+  readonly pollMs: number;
+  readonly logger: Logger;
+  /** Names the log in log lines, e.g. "items". */
+  readonly label: string;
+  /** Handles records in log order; a throw re-reads the batch after a backoff. */
+  handle(records: readonly StoredRecord[]): Promise<void>;
+}
+
+export interface FollowedTail {
+  /** True once the reader reached the end of the log (stays true). */
+  caughtUp(): boolean;
+  /** Resolves true once caught up, false after `timeoutMs`. */
+  waitCaughtUp(timeoutMs: number): Promise<boolean>;
+  /** Wall-clock start of the newest read that reached the end (0: never): the reader has seen everything written before it. */
+  freshAt(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Follows another process's embedded log read-only (the owner keeps writing
+ * it): reads from `from` on, hands each batch to `handle`, retries a failed
+ * batch with backoff, and polls at the end or at a frame still being written.
+ */
+export function followTail(o: FollowTailOptions): FollowedTail {
+  const tail = new EmbeddedLogTail(o.dir);
+  const abort = new AbortController();
+  let position = o.from;
+  let caughtUp = false;
+  let freshAt = 0;
+  let failures = 0;
+  let waiters: Array<() => void> = [];
+  const loop = (async () => {
+    while (!abort.signal.aborted) {
+      const startedAt = Date.now();
+      let atEnd = true;
+      let progressed = 0;
+      try {
+        const read = await tail.read(position, 1024 * 1024);
+        if (read.skippedBytes > 0)
+          o.logger.warn(
+            { dir: o.dir, skippedBytes: read.skippedBytes },
+            `${o.label} log: records deleted by retention before they were read`,
+          );
+        if (read.records.length > 0) await o.handle(read.records);
+        progressed = read.next - position;
+        position = read.next;
+        atEnd = read.atEnd;
+        failures = 0;
+      } catch (err) {
+        failures++;
+        o.logger.error({ err, dir: o.dir, position }, `${o.label} log: batch failed, retrying`);
+        await pause(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), abort.signal);
+        continue;
+      }
+      if (atEnd) {
+        freshAt = startedAt;
+        if (!caughtUp) {
+          caughtUp = true;
+          for (const w of waiters.splice(0)) w();
+        }
+      }
+      // At the end, or stopped at a frame the owner is still writing: wait for more.
+      if (atEnd || progressed === 0) await pause(o.pollMs, abort.signal);
+    }
+  })();
+  return {
+    caughtUp: () => caughtUp,
+    async waitCaughtUp(ms) {
+      if (caughtUp) return true;
+      let done: () => void = () => {};
+      const reached = new Promise<void>((r) => {
+        done = r;
+        waiters.push(r);
+      });
+      await Promise.race([reached, pause(ms)]);
+      waiters = waiters.filter((w) => w !== done);
+      return caughtUp;
+    },
+    freshAt: () => freshAt,
+    async stop() {
+      abort.abort();
+      await loop;
+    },
+  };
 }
