@@ -19,8 +19,8 @@ import { encodeHistories, type SequenceModel } from "../models/sequence-model.js
  * well short of the quota). The reason is the most similar of the user's
  * last `reasonWindow` (10) history items to the recalled item. It is computed
  * for every recalled item (~1,000 per request, before prerank chooses), so
- * the window is kept short: 30 items cost ~8 ms of recall's main thread per
- * request, 10 items under 3 ms.
+ * the window is kept short: with 30 items the reasons cost ~3.5 ms per request
+ * at p50, with 10 ~1.3 ms (retrieve-bench, docs/benchmarks.md).
  */
 export class SequenceCandidateSource implements CandidateSource {
   constructor(
