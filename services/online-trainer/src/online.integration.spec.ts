@@ -86,6 +86,10 @@ describe("online update with the Python trainer", {
       );
       writeFileSync(join(tmp, "result.json"), JSON.stringify(result.raw, null, 1));
       assert.ok(DECISIONS.includes(result.decision), JSON.stringify(result.raw));
+      // The shard has hundreds of samples of both classes: the trainer must have trained and
+      // judged the result on the holdout, not skipped it.
+      assert.ok(["published", "rejected"].includes(result.decision), JSON.stringify(result.raw));
+      assert.ok(result.raw.holdout, "a verdict comes with the holdout metrics");
       assert.equal(result.parentVersion, parent);
       assert.equal(typeof result.seconds, "number");
       if (result.decision === "published") {
