@@ -30,6 +30,8 @@ const USAGE = `usage: npm run loadtest -- --profile ${PROFILES.join("|")}|<file.
   --catalog auto|on|off   catalog_upsert scenario: probe CatalogService (default), force, or skip
   --catalog-target HOST:PORT   where CatalogService is (default: the target)
   --base-port N       LocalStack base port (default: first free from 58151)     --env K=V     extra env for the services (repeatable)
+  --layout colocated|processes   LocalStack layout: the gateway and its four stages in one process
+                      (default, as npm start runs it) or a process per service (gRPC hops, as on Kubernetes)
   --cpu-prof          profile the services' CPU (V8 sampler); summarise with node loadtest/dist/src/cpuprof.js DIR
   --results DIR       results root (default loadtest/results)  --quiet       no progress lines`;
 
@@ -57,6 +59,7 @@ async function main(): Promise<number> {
         "base-port": { type: "string" },
         env: { type: "string", multiple: true },
         "cpu-prof": { type: "boolean" },
+        layout: { type: "string" },
         results: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -87,6 +90,9 @@ async function main(): Promise<number> {
     fail((err as Error).message);
   }
   const params = { rate: num("rate") ?? profile.stress?.startRate ?? profile.defaults.rate, duration };
+  const layout = str("layout") ?? "colocated";
+  if (layout !== "processes" && layout !== "colocated") fail("--layout: processes or colocated");
+  if (str("layout") && str("target")) fail("--layout describes a LocalStack started here: not with --target");
   const catalog = str("catalog") ?? "auto";
   if (!["auto", "on", "off"].includes(catalog)) fail("--catalog: auto, on or off");
   const stackEnv: Record<string, string> = {};
@@ -123,6 +129,7 @@ async function main(): Promise<number> {
     catalog: catalog as "auto" | "on" | "off",
     catalogTarget: str("catalog-target"),
     stackEnv,
+    layout,
     cpuProfDir,
     resultsDir,
     log,

@@ -64,6 +64,9 @@ export interface StackSnapshot {
   readonly atMs: number;
   /** The services the stack runs (e.g. no stream service in embedded mode). */
   readonly services: readonly ServiceName[];
+  /** The services that own a process, with a label naming what runs in it (see LocalStack layouts). */
+  readonly processes: ReadonlyArray<{ service: ServiceName; label: string }>;
+  /** Per process (keyed by its owning service). */
   readonly cpuMs: Readonly<Partial<Record<ServiceName, number>>>;
   readonly rssBytes: Readonly<Partial<Record<ServiceName, number>>>;
   readonly metrics: Readonly<Partial<Record<ServiceName, readonly PromSample[]>>>;
@@ -83,13 +86,15 @@ export async function snapshot(stack: LocalStack): Promise<StackSnapshot> {
   const metrics = await Promise.all(services.map((s) => scrape(stack.metricsPort(s))));
   const cpuMs: Partial<Record<ServiceName, number>> = {};
   const rssBytes: Partial<Record<ServiceName, number>> = {};
-  for (const s of services) {
+  const processes = stack.processes.map((s) => ({ service: s, label: stack.processLabel(s) }));
+  for (const { service: s } of processes) {
     cpuMs[s] = safe(() => stack.cpuTimeMs(s));
     rssBytes[s] = safe(() => stack.rssBytes(s));
   }
   return {
     atMs: performance.now(),
     services,
+    processes,
     cpuMs,
     rssBytes,
     metrics: Object.fromEntries(services.map((s, i) => [s, metrics[i]!])),
@@ -217,10 +222,12 @@ export function compareSnapshots(before: StackSnapshot, after: StackSnapshot, re
   );
   const recallChannels = [...channels].map(([k, h]) => row(k, h));
 
-  const cpu = services.map((service) => {
+  // CPU, memory, event loop and GC belong to processes (the same for every service in one).
+  const processes = after.processes.filter((p) => services.includes(p.service));
+  const cpu = processes.map(({ service, label }) => {
     const cpuMs = (after.cpuMs[service] ?? 0) - (before.cpuMs[service] ?? 0);
     return {
-      service,
+      service: label,
       cpuMs,
       msPerRequest: requests > 0 ? cpuMs / requests : Number.NaN,
       percentOfCore: (100 * cpuMs) / Math.max(1, wallMs),
@@ -237,12 +244,12 @@ export function compareSnapshots(before: StackSnapshot, after: StackSnapshot, re
       degradations.push({ service, kind, count });
     }
   }
-  const rssBytes = services.map((service) => ({
-    service,
+  const rssBytes = processes.map(({ service, label }) => ({
+    service: label,
     before: before.rssBytes[service] ?? 0,
     after: after.rssBytes[service] ?? 0,
   }));
-  const runtime = services.map((service) => {
+  const runtime = processes.map(({ service, label }) => {
     const a = m(after, service);
     const gc = diffGrouped(m(before, service), a, "nodejs_gc_duration_seconds", (l) => l.kind);
     const gcMs: Record<string, number> = {};
@@ -253,7 +260,7 @@ export function compareSnapshots(before: StackSnapshot, after: StackSnapshot, re
     }
     const lag = (n: string) => 1000 * Math.max(0, gauge(a, n) - PROM_CLIENT_LOOP_RESOLUTION_S);
     return {
-      service,
+      service: label,
       eventLoopP99Ms: lag("nodejs_eventloop_lag_p99_seconds"),
       eventLoopMaxMs: lag("nodejs_eventloop_lag_max_seconds"),
       gcMs,
@@ -287,7 +294,8 @@ export class MemorySampler {
 
   private sample(): void {
     const rss: Record<string, number> = {};
-    for (const s of this.stack.services) rss[s] = safe(() => this.stack.rssBytes(s));
+    for (const s of this.stack.processes)
+      rss[this.stack.processLabel(s)] = safe(() => this.stack.rssBytes(s));
     rss.runner = process.memoryUsage().rss;
     this.samples.push({ t: (performance.now() - this.t0) / 1000, rss });
   }

@@ -11,7 +11,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { LocalStack, SERVICES } from "@recsys/local";
+import { LocalStack, SERVICES, type StackLayout } from "@recsys/local";
 import { parseDuration } from "./duration.js";
 import { spawnEchoServer } from "./echo.js";
 import { type LiveView, type RunResult, run } from "./engine.js";
@@ -117,6 +117,8 @@ export interface SessionOptions {
   readonly catalogTarget?: string;
   /** Extra environment for the services of a LocalStack started here. */
   readonly stackEnv?: Record<string, string>;
+  /** Layout of a LocalStack started here (default: a process per service). */
+  readonly layout?: StackLayout;
   /** Run the services of a LocalStack started here with --cpu-prof, profiles written to this directory. */
   readonly cpuProfDir?: string;
   readonly resultsDir?: string;
@@ -158,6 +160,7 @@ export class Session {
         logDir: join(o.rootDir, "var", "log", "loadtest"),
         stateDir,
         env: o.stackEnv,
+        layout: o.layout,
         nodeArgs: cpuProf
           ? Object.fromEntries(
               SERVICES.map((s) => [
@@ -172,7 +175,7 @@ export class Session {
       });
       owns = true;
       log(
-        `LocalStack ready (${stack.services.join(", ")}), gateway ${stack.gatewayTarget}; logs in var/log/loadtest/`,
+        `LocalStack ready (${stack.processes.map((s) => stack!.processLabel(s)).join(", ")}), gateway ${stack.gatewayTarget}; logs in var/log/loadtest/`,
       );
     }
     const channels = new Channels();
@@ -243,7 +246,7 @@ export class Session {
     const ours = () => {
       let ms = 0;
       if (this.stack) {
-        for (const s of this.stack.services) {
+        for (const s of this.stack.processes) {
           try {
             ms += this.stack.cpuTimeMs(s);
           } catch {

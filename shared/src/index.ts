@@ -10,6 +10,7 @@ export { EventType } from "./gen/recsys/common/v1/common_pb.js";
 export * from "./grpc/adapter.js";
 export * from "./grpc/client.js";
 export * from "./grpc/errors.js";
+export * from "./grpc/local.js";
 export * from "./grpc/server.js";
 export * from "./log.js";
 export * from "./metrics.js";

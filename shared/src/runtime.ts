@@ -43,6 +43,39 @@ export interface Runtime<C> {
   onShutdown(fn: () => Promise<void> | void): void;
 }
 
+/** The runtimes of this process: one per service, several in the co-located layout. */
+const inProcess: Array<{ stop(signal: string): Promise<void>; logger: Logger }> = [];
+let handlersInstalled = false;
+let stopping = false;
+
+/**
+ * Signals stop every runtime of the process, the last created first (in the
+ * co-located layout the gateway, so it stops sending work to its stages and
+ * flushes its feedback before they go), then exit.
+ */
+async function stopProcess(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  for (const rt of [...inProcess].reverse()) await rt.stop(signal);
+  process.exit(0);
+}
+
+function installProcessHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  process.once("SIGTERM", () => void stopProcess("SIGTERM"));
+  process.once("SIGINT", () => void stopProcess("SIGINT"));
+  process.on("unhandledRejection", (err) => inProcess[0]?.logger.error({ err }, "unhandled rejection"));
+  if (process.env.RECSYS_EXIT_WITH_PARENT === "1") {
+    // Local runs only (set by the local runner): if the launching process dies
+    // without stopping us, shut down instead of holding ports as an orphan.
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) void stopProcess("parent exited");
+    }, 1_000).unref();
+  }
+}
+
 export function createRuntime<S extends EnvSpec>(
   name: string,
   spec: S,
@@ -63,35 +96,23 @@ export function createRuntime<S extends EnvSpec>(
   });
   let isReady = false;
   const shutdownHooks: Array<() => Promise<void> | void> = [];
-  let stopping = false;
-
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "shutting down: draining in-flight calls");
-    await server.shutdown();
-    for (const hook of shutdownHooks) {
-      try {
-        await hook();
-      } catch (err) {
-        logger.error({ err }, "shutdown hook failed");
+  inProcess.push({
+    async stop(signal) {
+      logger.info({ signal }, "shutting down: draining in-flight calls");
+      await server.shutdown();
+      for (const hook of shutdownHooks) {
+        try {
+          await hook();
+        } catch (err) {
+          logger.error({ err }, "shutdown hook failed");
+        }
       }
-    }
-    await metrics.close();
-    logger.info("stopped");
-    process.exit(0);
-  };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
-  process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
-  if (process.env.RECSYS_EXIT_WITH_PARENT === "1") {
-    // Local runs only (set by the local runner): if the launching process dies
-    // without stopping us, shut down instead of holding ports as an orphan.
-    const parent = process.ppid;
-    setInterval(() => {
-      if (process.ppid !== parent) void stop("parent exited");
-    }, 1_000).unref();
-  }
+      await metrics.close();
+      logger.info("stopped");
+    },
+    logger,
+  });
+  installProcessHandlers();
 
   return {
     name,

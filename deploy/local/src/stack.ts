@@ -11,6 +11,15 @@
  * scripts/kafka, scripts/redis) and adds the stream service, started first so
  * it imports the dataset's histories into Redis before the gateway reads them.
  *
+ * Layouts: "processes" (default) runs each service in its own process, as
+ * on Kubernetes. "colocated" runs the gateway and the four stages in one
+ * process (colocated.ts): the gateway calls its stages in-process (the
+ * `in-process` client target: same handlers, no gRPC hop), and each stage
+ * still answers gRPC on its own port. It is for one machine with few cores,
+ * where five hops per Recommend cost more CPU than the stages themselves
+ * (docs/benchmarks.md). Catalog, stream and online trainer keep their own
+ * processes in both layouts.
+ *
  * The online trainer (services/online-trainer) is optional (`onlineTrainer`),
  * started last: it reads the samples and feedback topics (embedded mode: the
  * gateway's logs, read-only) and runs the Python trainer's online update.
@@ -54,7 +63,17 @@ export interface StackOptions {
    * samples topic; needs the Python trainer in <rootDir>/.venv). Default false.
    */
   readonly onlineTrainer?: boolean;
+  /** "processes" (default): one process per service; "colocated": gateway and stages in one. */
+  readonly layout?: StackLayout;
 }
+
+export type StackLayout = "processes" | "colocated";
+
+/** The services the co-located gateway process hosts, in start order (the gateway last). */
+const COLOCATED: readonly ServiceName[] = [...STAGES, "gateway"];
+
+/** What colocated.ts runs: each service's entry point with its own environment, in order. */
+export type ColocatedPlan = Array<{ service: string; entry: string; env: Record<string, string> }>;
 
 interface Running {
   child: ChildProcess;
@@ -80,9 +99,11 @@ export class LocalStack {
     const stack = new LocalStack(options);
     try {
       if (stack.full) await stack.startService("stream");
-      await Promise.all(
-        [...STAGES, ...(stack.withCatalog ? (["catalog"] as const) : [])].map((s) => stack.startService(s)),
-      );
+      const first = [
+        ...(stack.colocated ? [] : STAGES),
+        ...(stack.withCatalog ? (["catalog"] as const) : []),
+      ];
+      await Promise.all(first.map((s) => stack.startService(s)));
       await stack.startService("gateway");
       if (stack.withOnlineTrainer) await stack.startService("online-trainer");
     } catch (err) {
@@ -94,6 +115,26 @@ export class LocalStack {
 
   get full(): boolean {
     return this.options.mode === "full";
+  }
+
+  get colocated(): boolean {
+    return this.options.layout === "colocated";
+  }
+
+  /** The service whose process runs `service` (itself unless co-located). */
+  hostOf(service: ServiceName): ServiceName {
+    return this.colocated && COLOCATED.includes(service) ? "gateway" : service;
+  }
+
+  /** The services that own a process: where CPU and memory are read. */
+  get processes(): ServiceName[] {
+    return this.services.filter((s) => this.hostOf(s) === s);
+  }
+
+  /** e.g. "gateway" or, co-located, "gateway+recall+prerank+rank+rerank". */
+  processLabel(service: ServiceName): string {
+    const hosted = this.services.filter((s) => s !== service && this.hostOf(s) === service);
+    return [service, ...hosted].join("+");
   }
 
   get withCatalog(): boolean {
@@ -135,7 +176,7 @@ export class LocalStack {
   }
 
   pid(service: ServiceName): number | undefined {
-    return this.procs.get(service)?.child.pid;
+    return this.procs.get(this.hostOf(service))?.child.pid;
   }
 
   logFile(service: ServiceName): string {
@@ -147,6 +188,11 @@ export class LocalStack {
   }
 
   private envFor(service: ServiceName): NodeJS.ProcessEnv {
+    return { ...process.env, ...this.ownEnv(service) };
+  }
+
+  /** What `service` is given on top of this process's environment. */
+  private ownEnv(service: ServiceName): Record<string, string> {
     const o = this.options;
     const state = this.stateDir;
     const ns = o.namespace ?? "";
@@ -164,8 +210,8 @@ export class LocalStack {
       RECSYS_KAFKA_BROKERS: this.full ? o.kafkaBrokers! : "",
       RECSYS_REDIS_URL: this.full ? o.redisUrl! : "",
     };
+    const stageTarget = (s: ServiceName) => (this.colocated ? "in-process" : this.target(s));
     return {
-      ...process.env,
       RECSYS_DATA_DIR: o.dataDir ?? join(o.rootDir, "data", "ml-latest-small"),
       RECSYS_MODEL_STORE: o.modelStore ?? join(o.rootDir, "var", "models"),
       RECSYS_METRICS_PORT: String(this.metricsPort(service)),
@@ -174,10 +220,10 @@ export class LocalStack {
       RECSYS_PRERANK_ADDR: this.target("prerank"),
       RECSYS_RANK_ADDR: this.target("rank"),
       RECSYS_RERANK_ADDR: this.target("rerank"),
-      RECSYS_RECALL_TARGET: this.target("recall"),
-      RECSYS_PRERANK_TARGET: this.target("prerank"),
-      RECSYS_RANK_TARGET: this.target("rank"),
-      RECSYS_RERANK_TARGET: this.target("rerank"),
+      RECSYS_RECALL_TARGET: stageTarget("recall"),
+      RECSYS_PRERANK_TARGET: stageTarget("prerank"),
+      RECSYS_RANK_TARGET: stageTarget("rank"),
+      RECSYS_RERANK_TARGET: stageTarget("rerank"),
       ...online,
       ...o.env,
       ...o.serviceEnv?.[service],
@@ -189,10 +235,24 @@ export class LocalStack {
     if (this.procs.has(service)) throw new Error(`${service} is already running`);
     // The child writes its log file itself, so it never depends on this process's pipes.
     const logFd = openSync(this.logFile(service), "a");
-    const entry = join(this.options.rootDir, "services", service, "dist", "main.js");
+    const entryOf = (s: ServiceName) => join(this.options.rootDir, "services", s, "dist", "main.js");
+    const hosted = this.services.filter((s) => s !== service && this.hostOf(s) === service);
+    let entry = entryOf(service);
+    let env: NodeJS.ProcessEnv = this.envFor(service);
+    if (hosted.length > 0) {
+      // One process for several services: the launcher sets each one's own
+      // environment before importing its entry point.
+      entry = join(import.meta.dirname, "colocated.js");
+      const plan: ColocatedPlan = [...hosted, service].map((s) => ({
+        service: s,
+        entry: entryOf(s),
+        env: this.ownEnv(s),
+      }));
+      env = { ...process.env, RECSYS_COLOCATED_PLAN: JSON.stringify(plan) };
+    }
     const args = [...(this.options.nodeArgs?.[service] ?? []), entry];
     const child = spawn(process.execPath, args, {
-      env: { ...this.envFor(service), RECSYS_EXIT_WITH_PARENT: "1" },
+      env: { ...env, RECSYS_EXIT_WITH_PARENT: "1" },
       stdio: ["ignore", logFd, logFd],
     });
     closeSync(logFd);
@@ -204,6 +264,7 @@ export class LocalStack {
     void exited.then((code) => {
       exitCode = code;
     });
+    const waitFor = [...hosted, service];
     for (;;) {
       if (exitCode !== undefined) {
         this.procs.delete(service);
@@ -211,7 +272,8 @@ export class LocalStack {
           `${service} exited with code ${exitCode} during start-up; see ${this.logFile(service)}:\n${tail(this.logFile(service))}`,
         );
       }
-      if ((await checkHealth(this.target(service))) === "SERVING") break;
+      const health = await Promise.all(waitFor.map((s) => checkHealth(this.target(s))));
+      if (health.every((h) => h === "SERVING")) break;
       if (Date.now() > deadline)
         throw new Error(`${service} not SERVING after start timeout; see ${this.logFile(service)}`);
       await sleep(100);
@@ -223,6 +285,7 @@ export class LocalStack {
   async stopService(service: ServiceName, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const running = this.procs.get(service);
     if (!running) return;
+    if (this.hostOf(service) !== service) return; // stops with its host process
     running.child.kill(signal);
     const timeout = setTimeout(() => running.child.kill("SIGKILL"), 10_000);
     await running.exited;
@@ -232,6 +295,8 @@ export class LocalStack {
 
   /** Pauses (SIGSTOP) or resumes (SIGCONT) a service: a hung process, not a dead one. */
   pause(service: ServiceName, paused: boolean): void {
+    if (this.hostOf(service) !== service)
+      throw new Error(`${service} runs inside the ${this.hostOf(service)} process (colocated layout)`);
     const child = this.procs.get(service)?.child;
     if (!child) throw new Error(`${service} is not running`);
     child.kill(paused ? "SIGSTOP" : "SIGCONT");

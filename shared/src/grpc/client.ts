@@ -3,11 +3,14 @@
  * deadline and the request id. Targets may be `dns:///host:port`; the channel
  * uses round-robin over all resolved addresses, because gRPC connections are
  * long-lived and a single connection would pin all traffic to one pod.
+ * The target `in-process` calls a server registered in this process directly
+ * (local.ts): the same handler chain, without serialisation or a socket.
  */
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { grpcServiceDefinition, methodsOf } from "./adapter.js";
+import { callLocal, IN_PROCESS_TARGET } from "./local.js";
 
 export interface CallOptions {
   /** Relative timeout in ms. */
@@ -42,6 +45,7 @@ export function createClient<S extends GenServiceMethods>(
   target: string,
   options: ClientOptions = {},
 ): TypedClient<S> {
+  if (target === IN_PROCESS_TARGET) return createLocalClient(service, options);
   const client = new Client(target, credentials.createInsecure(), {
     "grpc.service_config": ROUND_ROBIN_SERVICE_CONFIG,
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? 16 * 1024 * 1024,
@@ -64,12 +68,7 @@ export function createClient<S extends GenServiceMethods>(
       new Promise((resolve, reject) => {
         const metadata = new Metadata();
         if (callOptions.requestId) metadata.set("x-request-id", callOptions.requestId);
-        const timeout = callOptions.timeoutMs ?? options.defaultTimeoutMs;
-        const candidates = [
-          callOptions.deadline,
-          timeout === undefined ? undefined : Date.now() + timeout,
-        ].filter((d): d is number => d !== undefined);
-        const deadline = candidates.length > 0 ? Math.min(...candidates) : Number.POSITIVE_INFINITY;
+        const deadline = callDeadline(callOptions, options);
         if (callOptions.signal?.aborted) {
           reject(callOptions.signal.reason);
           return;
@@ -85,6 +84,35 @@ export function createClient<S extends GenServiceMethods>(
         );
         callOptions.signal?.addEventListener("abort", () => call.cancel(), { once: true });
       });
+  }
+  return out as TypedClient<S>;
+}
+
+function callDeadline(callOptions: CallOptions, options: ClientOptions): number {
+  const timeout = callOptions.timeoutMs ?? options.defaultTimeoutMs;
+  let deadline = callOptions.deadline ?? Number.POSITIVE_INFINITY;
+  if (timeout !== undefined) deadline = Math.min(deadline, Date.now() + timeout);
+  return deadline;
+}
+
+function createLocalClient<S extends GenServiceMethods>(
+  service: GenService<S>,
+  options: ClientOptions,
+): TypedClient<S> {
+  const out: Record<string, unknown> = {
+    close: () => {},
+    waitForReady: async () => {},
+  };
+  for (const method of methodsOf(service as GenService<GenServiceMethods>)) {
+    out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions: CallOptions = {}) => {
+      if (callOptions.signal?.aborted) return Promise.reject(callOptions.signal.reason);
+      return callLocal(method.path, {
+        request: create(method.input, request),
+        requestId: callOptions.requestId ?? "",
+        deadline: callDeadline(callOptions, options),
+        signal: callOptions.signal,
+      });
+    };
   }
   return out as TypedClient<S>;
 }

@@ -30,6 +30,7 @@ import {
   type ServiceImpl,
 } from "./adapter.js";
 import { RpcError, statusName, toRpcError } from "./errors.js";
+import { type LocalInvoker, registerLocal } from "./local.js";
 
 export interface RpcServerOptions {
   /** Service name used in logs and metrics, e.g. "rank". */
@@ -76,7 +77,9 @@ export class RpcServer {
     for (const method of methodsOf(service as GenService<GenServiceMethods>)) {
       const fn = (impl as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName];
       if (typeof fn !== "function") throw new Error(`${service.typeName}: no handler for ${method.name}`);
-      handlers[method.localName] = this.wrap(`${service.name}/${method.name}`, method.output, fn.bind(impl));
+      const label = `${service.name}/${method.name}`;
+      handlers[method.localName] = this.wrap(label, method.output, fn.bind(impl));
+      registerLocal(method.path, this.local(label, method.output, fn.bind(impl)));
     }
     this.server.addService(grpcServiceDefinition(service as GenService<GenServiceMethods>), handlers);
     this.serviceNames.push(service.typeName);
@@ -132,110 +135,161 @@ export class RpcServer {
     });
   }
 
+  /** grpc-js handler: request id and deadline from the call, then the shared chain. */
   private wrap(
     methodLabel: string,
     output: DescMessage,
     handler: (req: unknown, ctx: CallContext) => unknown,
   ): (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void {
-    const { logger, metrics, maxConcurrentCalls = 256 } = this.options;
     return (call, callback) => {
-      const started = performance.now();
       const requestIdValue = call.metadata.get(REQUEST_ID_KEY)[0];
       const requestId =
         typeof requestIdValue === "string" && requestIdValue.length > 0 ? requestIdValue : randomUUID();
       const rawDeadline = call.getDeadline();
       const deadline = rawDeadline instanceof Date ? rawDeadline.getTime() : Number(rawDeadline);
-      const abort = new AbortController();
-      let finished = false;
-
-      const finish = (err: RpcError | null, response?: unknown) => {
-        if (finished) return;
-        finished = true;
-        this.inFlight--;
-        clearTimeout(deadlineTimer);
-        const code = err ? err.code : status.OK;
-        const elapsedMs = performance.now() - started;
-        metrics.rpcDuration.observe({ method: methodLabel, code: statusName(code) }, elapsedMs / 1000);
-        if (err) {
-          const level = code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
-          logger[level](
-            {
-              requestId,
-              method: methodLabel,
-              code: statusName(code),
-              elapsedMs,
-              err: err.cause ?? undefined,
-            },
-            err.message,
-          );
-          const trailer = new Metadata();
-          trailer.set(REQUEST_ID_KEY, requestId);
-          callback({ code, details: err.message, metadata: trailer });
-        } else {
-          logger.debug({ requestId, method: methodLabel, elapsedMs }, "ok");
-          callback(null, response);
-        }
-      };
-
-      this.inFlight++;
-      let deadlineTimer: NodeJS.Timeout | undefined;
-      if (Number.isFinite(deadline)) {
-        const left = deadline - Date.now();
-        if (left <= 0) {
-          finish(new RpcError(status.DEADLINE_EXCEEDED, "deadline already passed on arrival"));
-          return;
-        }
-        deadlineTimer = setTimeout(
-          () => abort.abort(new RpcError(status.DEADLINE_EXCEEDED, "deadline exceeded")),
-          left,
-        );
-      }
-      call.on("cancelled", () => {
-        // grpc-js also emits "cancelled" when the stream closes after a completed call:
-        // building errors (stack traces) there was measurable CPU per request under load.
-        if (finished) return;
-        const cancelled = new RpcError(status.CANCELLED, "cancelled by caller");
-        abort.abort(cancelled);
-        finish(cancelled);
-      });
-      if (this.draining) {
-        finish(new RpcError(status.UNAVAILABLE, "server is shutting down"));
-        return;
-      }
-      if (this.inFlight > maxConcurrentCalls) {
-        metrics.degradations.inc({ kind: "load_shed" });
-        finish(
-          new RpcError(
-            status.RESOURCE_EXHAUSTED,
-            `overloaded: more than ${maxConcurrentCalls} calls in flight`,
-          ),
-        );
-        return;
-      }
-      const ctx: CallContext = {
+      const cancel = this.handle(
+        methodLabel,
+        output,
+        handler,
+        call.request,
         requestId,
         deadline,
-        signal: abort.signal,
-        remainingMs: () => (Number.isFinite(deadline) ? deadline - Date.now() : Number.POSITIVE_INFINITY),
-      };
-      let result: unknown;
-      try {
-        result = handler(call.request, ctx);
-      } catch (err) {
-        finish(toRpcError(err));
-        return;
-      }
-      Promise.resolve(result).then(
-        (value) => {
-          try {
-            finish(null, completeMessage(output, value as never));
-          } catch (err) {
-            finish(toRpcError(err));
+        (err, value) => {
+          if (!err) {
+            callback(null, value);
+            return;
           }
+          const trailer = new Metadata();
+          trailer.set(REQUEST_ID_KEY, requestId);
+          callback({ code: err.code, details: err.message, metadata: trailer });
         },
-        (err: unknown) => finish(toRpcError(err)),
       );
+      // grpc-js also emits "cancelled" when the stream closes after a completed call;
+      // `cancel` ignores that case without building errors (measurable CPU under load).
+      call.on("cancelled", cancel);
     };
+  }
+
+  /** In-process invoker (see local.ts): the same chain, with the request message itself. */
+  private local(
+    methodLabel: string,
+    output: DescMessage,
+    handler: (req: unknown, ctx: CallContext) => unknown,
+  ): LocalInvoker {
+    return (call) =>
+      new Promise((resolve, reject) => {
+        const cancel = this.handle(
+          methodLabel,
+          output,
+          handler,
+          call.request,
+          call.requestId || randomUUID(),
+          call.deadline,
+          (err, value) => (err ? reject(err) : resolve(value)),
+        );
+        if (call.signal?.aborted) cancel();
+        else call.signal?.addEventListener("abort", cancel, { once: true });
+      });
+  }
+
+  /**
+   * The chain every call goes through, whatever the transport: deadline
+   * (abort signal), draining, load shedding, the handler, error mapping,
+   * logs and the latency histogram. `done` is called exactly once. Returns a
+   * cancel function (a no-op once the call has finished).
+   */
+  private handle(
+    methodLabel: string,
+    output: DescMessage,
+    handler: (req: unknown, ctx: CallContext) => unknown,
+    request: unknown,
+    requestId: string,
+    deadline: number,
+    done: (err: RpcError | null, response?: unknown) => void,
+  ): () => void {
+    const { logger, metrics, maxConcurrentCalls = 256 } = this.options;
+    const started = performance.now();
+    const abort = new AbortController();
+    let finished = false;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+
+    const finish = (err: RpcError | null, response?: unknown) => {
+      if (finished) return;
+      finished = true;
+      this.inFlight--;
+      clearTimeout(deadlineTimer);
+      const code = err ? err.code : status.OK;
+      const elapsedMs = performance.now() - started;
+      metrics.rpcDuration.observe({ method: methodLabel, code: statusName(code) }, elapsedMs / 1000);
+      if (err) {
+        const level = code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
+        logger[level](
+          { requestId, method: methodLabel, code: statusName(code), elapsedMs, err: err.cause ?? undefined },
+          err.message,
+        );
+        done(err);
+      } else {
+        logger.debug({ requestId, method: methodLabel, elapsedMs }, "ok");
+        done(null, response);
+      }
+    };
+    const cancel = () => {
+      if (finished) return;
+      const cancelled = new RpcError(status.CANCELLED, "cancelled by caller");
+      abort.abort(cancelled);
+      finish(cancelled);
+    };
+
+    this.inFlight++;
+    if (Number.isFinite(deadline)) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        finish(new RpcError(status.DEADLINE_EXCEEDED, "deadline already passed on arrival"));
+        return cancel;
+      }
+      deadlineTimer = setTimeout(
+        () => abort.abort(new RpcError(status.DEADLINE_EXCEEDED, "deadline exceeded")),
+        left,
+      );
+    }
+    if (this.draining) {
+      finish(new RpcError(status.UNAVAILABLE, "server is shutting down"));
+      return cancel;
+    }
+    if (this.inFlight > maxConcurrentCalls) {
+      metrics.degradations.inc({ kind: "load_shed" });
+      finish(
+        new RpcError(
+          status.RESOURCE_EXHAUSTED,
+          `overloaded: more than ${maxConcurrentCalls} calls in flight`,
+        ),
+      );
+      return cancel;
+    }
+    const ctx: CallContext = {
+      requestId,
+      deadline,
+      signal: abort.signal,
+      remainingMs: () => (Number.isFinite(deadline) ? deadline - Date.now() : Number.POSITIVE_INFINITY),
+    };
+    let result: unknown;
+    try {
+      result = handler(request, ctx);
+    } catch (err) {
+      finish(toRpcError(err));
+      return cancel;
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        try {
+          finish(null, completeMessage(output, value as never));
+        } catch (err) {
+          finish(toRpcError(err));
+        }
+      },
+      (err: unknown) => finish(toRpcError(err)),
+    );
+    return cancel;
   }
 }
 
