@@ -2,7 +2,6 @@ import {
   byScoreDesc,
   type Candidate,
   type ContentTable,
-  cosine,
   type ItemCatalog,
   type Selector,
   type StageContext,
@@ -40,11 +39,25 @@ export function itemSimilarity(
 ): (i: number, j: number) => number {
   const contentVectors = itemIds.map((id) => content?.get(id));
   const genreVectors = itemIds.map((id) => catalog.genreVector(id));
+  // Norms once per item: MMR asks for count x pool similarities, each then one dot product.
+  const contentNorms = contentVectors.map((v) => (v ? Math.sqrt(dot(v, v)) : 0));
+  const genreNorms = genreVectors.map((v) => Math.sqrt(dot(v, v)));
   return (i, j) => {
     const a = contentVectors[i];
     const b = contentVectors[j];
-    return a && b && a.length === b.length ? cosine(a, b) : cosine(genreVectors[i]!, genreVectors[j]!);
+    if (a && b && a.length === b.length) {
+      const n = contentNorms[i]! * contentNorms[j]!;
+      return n > 0 ? dot(a, b) / n : 0;
+    }
+    const n = genreNorms[i]! * genreNorms[j]!;
+    return n > 0 ? dot(genreVectors[i]!, genreVectors[j]!) / n : 0;
   };
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += a[k]! * b[k]!;
+  return s;
 }
 
 /**
