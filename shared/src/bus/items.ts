@@ -29,7 +29,7 @@ import type { Metrics } from "../metrics.js";
 import { type BusConfig, busConfigSpec, kafkaBrokers, openBus } from "./config.js";
 import { topicDir } from "./embedded.js";
 import { BusMetrics } from "./metrics.js";
-import { pause, type Subscription } from "./port.js";
+import type { Subscription } from "./port.js";
 import { followTail } from "./tail.js";
 import { TOPICS, TopicNames } from "./topics.js";
 
