@@ -17,6 +17,7 @@ export * from "./metrics.js";
 export * from "./onnx/pool.js";
 export * from "./random.js";
 export * from "./ranking/index.js";
+export * from "./report.js";
 export * from "./runtime.js";
 export * from "./stages/index.js";
 export * from "./store/modelstore.js";

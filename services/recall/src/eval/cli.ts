@@ -21,6 +21,7 @@ import {
   OnnxPool,
   perUserTemporalSplit,
   type StageContext,
+  writeSection,
 } from "@recsys/shared";
 import { PopularCandidateSource } from "../channels/popular.js";
 import { SequenceCandidateSource } from "../channels/sequence.js";
@@ -34,7 +35,6 @@ import {
 import { RecallPipeline } from "../recall.js";
 import { buildSwing, DEFAULT_SWING_OPTIONS } from "../swing/build.js";
 import { hrChartSvg, type RankedResult, retrievalMetrics } from "./metrics.js";
-import { writeSection } from "./report.js";
 
 const { values } = parseArgs({
   options: {
@@ -42,7 +42,7 @@ const { values } = parseArgs({
     store: { type: "string", default: "var/models" },
     models: { type: "string", default: "kuaiformer,sasrec" },
     out: { type: "string", default: "docs/evaluation.md" },
-    quotas: { type: "string", default: "kuaiformer=1000,swing=300,popular=200" },
+    quotas: { type: "string", default: "kuaiformer=500,swing=300,popular=200" },
     "hnsw-users": { type: "string", default: "200" },
     command: { type: "string", default: "npm run eval" },
   },

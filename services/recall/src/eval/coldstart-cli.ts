@@ -34,6 +34,7 @@ import {
   OnnxPool,
   type StageContext,
   timeQuantile,
+  writeSection,
 } from "@recsys/shared";
 import { FreshCandidateSource, NewItemSet } from "../channels/fresh.js";
 import { PopularCandidateSource } from "../channels/popular.js";
@@ -44,7 +45,6 @@ import { loadSequenceModel, type SequenceModel } from "../models/sequence-model.
 import { type ChannelConfig, RecallPipeline } from "../recall.js";
 import { buildSwing, DEFAULT_SWING_OPTIONS } from "../swing/build.js";
 import { type RankedResult, retrievalMetrics } from "./metrics.js";
-import { writeSection } from "./report.js";
 
 const { values } = parseArgs({
   options: {
@@ -53,7 +53,7 @@ const { values } = parseArgs({
     models: { type: "string", default: "kuaiformer" },
     out: { type: "string", default: "docs/evaluation.md" },
     quantile: { type: "string", default: "0.9" },
-    quotas: { type: "string", default: "kuaiformer=1000,swing=300,fresh=100,popular=200" },
+    quotas: { type: "string", default: "kuaiformer=500,swing=300,fresh=100,popular=200" },
     "fresh-max-age-days": { type: "string", default: "30" },
     "profile-seeds": { type: "string", default: "20" },
     k: { type: "string", default: "100" },
