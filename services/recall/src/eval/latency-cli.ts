@@ -1,7 +1,8 @@
 /**
  * npm run bench:recall — the recall stage over gRPC, one request in flight:
  * the kuaiformer channel alone at 4 interests x 250 (quota 1000), and the
- * full default channel mix, for real MovieLens users. Starts its own stack.
+ * full default channel mix without and with a free-text query (none repeated),
+ * for real MovieLens users. Starts its own stack.
  *
  *   node services/recall/dist/eval/latency-cli.js [--requests 500] [--store var/models] [--cpu-prof DIR]
  * (--cpu-prof: the recall service runs under V8's sampler and writes its
@@ -38,9 +39,13 @@ const client = createClient(RecallService, stack.target("recall"));
 const quantile = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 try {
-  for (const [name, quotas] of [
-    ["kuaiformer 4x250 only", { kuaiformer: 1000, swing: 0, popular: 0, fresh: 0, query: 0 }],
-    ["default channel mix", {}],
+  // Free-text queries, none repeated (the query channel caches query vectors).
+  const words = ["space", "funny", "war", "love", "robot", "family", "crime", "ghost", "music", "road trip"];
+  const queryFor = (i: number) => `${words[i % words.length]} ${words[(i * 7 + 3) % words.length]} ${i}`;
+  for (const [name, quotas, withQuery] of [
+    ["kuaiformer 4x250 only", { kuaiformer: 1000, swing: 0, popular: 0, fresh: 0, query: 0 }, false],
+    ["default channel mix", {}, false],
+    ["default channel mix, with a query", {}, true],
   ] as const) {
     const latencies: number[] = [];
     const counts: number[] = [];
@@ -56,7 +61,7 @@ try {
       const user = encodeUser({ userId, known: true, blockedItemIds: [], earlierSeenItemIds: [], history });
       const t0 = performance.now();
       const res = await client.recall(
-        { user, maxCandidates: 1500, channelQuotas: quotas },
+        { user, maxCandidates: 1500, channelQuotas: quotas, query: withQuery ? queryFor(i) : "" },
         { timeoutMs: 1_000 },
       );
       const ms = performance.now() - t0;
