@@ -32,6 +32,7 @@ const USAGE = `usage: npm run loadtest -- --profile ${PROFILES.join("|")}|<file.
   --base-port N       LocalStack base port (default: first free from 58151)     --env K=V     extra env for the services (repeatable)
   --layout colocated|processes   LocalStack layout: the gateway and its four stages in one process
                       (default, as npm start runs it) or a process per service (gRPC hops, as on Kubernetes)
+  --colocate a,b      colocated: the stages the gateway's process hosts (default all four; e.g. prerank,rank,rerank)
   --cpu-prof          profile the services' CPU (V8 sampler); summarise with node loadtest/dist/src/cpuprof.js DIR
   --results DIR       results root (default loadtest/results)  --quiet       no progress lines`;
 
@@ -60,6 +61,7 @@ async function main(): Promise<number> {
         env: { type: "string", multiple: true },
         "cpu-prof": { type: "boolean" },
         layout: { type: "string" },
+        colocate: { type: "string" },
         results: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -93,6 +95,13 @@ async function main(): Promise<number> {
   const layout = str("layout") ?? "colocated";
   if (layout !== "processes" && layout !== "colocated") fail("--layout: processes or colocated");
   if (str("layout") && str("target")) fail("--layout describes a LocalStack started here: not with --target");
+  const colocate = str("colocate")
+    ?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const s of colocate ?? [])
+    if (!["recall", "prerank", "rank", "rerank"].includes(s)) fail(`--colocate: unknown stage "${s}"`);
+  if (colocate && layout !== "colocated") fail("--colocate needs --layout colocated");
   const catalog = str("catalog") ?? "auto";
   if (!["auto", "on", "off"].includes(catalog)) fail("--catalog: auto, on or off");
   const stackEnv: Record<string, string> = {};
@@ -130,6 +139,7 @@ async function main(): Promise<number> {
     catalogTarget: str("catalog-target"),
     stackEnv,
     layout,
+    colocate,
     cpuProfDir,
     resultsDir,
     log,

@@ -119,6 +119,8 @@ export interface SessionOptions {
   readonly stackEnv?: Record<string, string>;
   /** Layout of a LocalStack started here (default: a process per service). */
   readonly layout?: StackLayout;
+  /** Colocated layout: the stages the gateway's process hosts. */
+  readonly colocate?: readonly string[];
   /** Run the services of a LocalStack started here with --cpu-prof, profiles written to this directory. */
   readonly cpuProfDir?: string;
   readonly resultsDir?: string;
@@ -161,6 +163,7 @@ export class Session {
         stateDir,
         env: o.stackEnv,
         layout: o.layout,
+        colocate: o.colocate as never,
         nodeArgs: cpuProf
           ? Object.fromEntries(
               SERVICES.map((s) => [

@@ -17,8 +17,11 @@
  * `in-process` client target: same handlers, no gRPC hop), and each stage
  * still answers gRPC on its own port. It is for one machine with few cores,
  * where five hops per Recommend cost more CPU than the stages themselves
- * (docs/benchmarks.md). Catalog, stream and online trainer keep their own
- * processes in both layouts.
+ * (docs/benchmarks.md). `colocate` names the stages the gateway's process
+ * hosts (default all four); a stage left out runs in its own process and is
+ * called over gRPC, e.g. recall alone so that two busy processes use two
+ * cores. Catalog, stream and online trainer keep their own processes in
+ * both layouts.
  *
  * The online trainer (services/online-trainer) is optional (`onlineTrainer`),
  * started last: it reads the samples and feedback topics (embedded mode: the
@@ -65,12 +68,11 @@ export interface StackOptions {
   readonly onlineTrainer?: boolean;
   /** "processes" (default): one process per service; "colocated": gateway and stages in one. */
   readonly layout?: StackLayout;
+  /** Colocated layout: the stages the gateway's process hosts (default all four); the others run alone. */
+  readonly colocate?: readonly (typeof STAGES)[number][];
 }
 
 export type StackLayout = "processes" | "colocated";
-
-/** The services the co-located gateway process hosts, in start order (the gateway last). */
-const COLOCATED: readonly ServiceName[] = [...STAGES, "gateway"];
 
 /** What colocated.ts runs: each service's entry point with its own environment, in order. */
 export type ColocatedPlan = Array<{ service: string; entry: string; env: Record<string, string> }>;
@@ -100,7 +102,7 @@ export class LocalStack {
     try {
       if (stack.full) await stack.startService("stream");
       const first = [
-        ...(stack.colocated ? [] : STAGES),
+        ...STAGES.filter((s) => stack.hostOf(s) === s),
         ...(stack.withCatalog ? (["catalog"] as const) : []),
       ];
       await Promise.all(first.map((s) => stack.startService(s)));
@@ -123,7 +125,8 @@ export class LocalStack {
 
   /** The service whose process runs `service` (itself unless co-located). */
   hostOf(service: ServiceName): ServiceName {
-    return this.colocated && COLOCATED.includes(service) ? "gateway" : service;
+    if (!this.colocated) return service;
+    return (this.options.colocate ?? STAGES).includes(service as never) ? "gateway" : service;
   }
 
   /** The services that own a process: where CPU and memory are read. */
@@ -210,7 +213,7 @@ export class LocalStack {
       RECSYS_KAFKA_BROKERS: this.full ? o.kafkaBrokers! : "",
       RECSYS_REDIS_URL: this.full ? o.redisUrl! : "",
     };
-    const stageTarget = (s: ServiceName) => (this.colocated ? "in-process" : this.target(s));
+    const stageTarget = (s: ServiceName) => (this.hostOf(s) === "gateway" ? "in-process" : this.target(s));
     return {
       RECSYS_DATA_DIR: o.dataDir ?? join(o.rootDir, "data", "ml-latest-small"),
       RECSYS_MODEL_STORE: o.modelStore ?? join(o.rootDir, "var", "models"),
