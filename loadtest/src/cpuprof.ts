@@ -38,6 +38,13 @@ export interface ProfileSummary {
   readonly programMs: number;
   readonly byFunction: ReadonlyArray<{ name: string; ms: number }>;
   readonly byArea: ReadonlyArray<{ area: string; ms: number }>;
+  /**
+   * Busy time by the innermost `services/<name>` frame on the sampled stack
+   * (shared and library code counted for the service that called it; "-"
+   * when no service frame is on the stack: transport, timers, GC). This is
+   * what tells the stages apart in a co-located process.
+   */
+  readonly byService: ReadonlyArray<{ service: string; ms: number }>;
 }
 
 /** Coarse area of a script URL: a package name, a repo folder, or node's internals. */
@@ -57,6 +64,18 @@ export function areaOf(url: string): string {
 export function summarizeProfile(file: string, top = 25): ProfileSummary {
   const p = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const serviceOfNode = new Map<number, string>();
+  const serviceOf = (id: number): string => {
+    let s = serviceOfNode.get(id);
+    if (s !== undefined) return s;
+    const m = /\/services\/([^/]+)\/dist\//.exec(byId.get(id)?.callFrame.url ?? "");
+    const up = parent.get(id);
+    s = m ? m[1]! : up === undefined ? "-" : serviceOf(up);
+    serviceOfNode.set(id, s);
+    return s;
+  };
   const self = new Map<number, number>();
   for (let i = 0; i < p.samples.length; i++) {
     const id = p.samples[i]!;
@@ -64,6 +83,7 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
   }
   const fn = new Map<string, number>();
   const area = new Map<string, number>();
+  const service = new Map<string, number>();
   let idle = 0;
   let gc = 0;
   let program = 0;
@@ -83,6 +103,8 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
     const key = `${name || "(anonymous)"} ${where}${node.callFrame.url ? `:${node.callFrame.lineNumber + 1}` : ""}`;
     fn.set(key, (fn.get(key) ?? 0) + us);
     area.set(where, (area.get(where) ?? 0) + us);
+    const svc = serviceOf(id);
+    service.set(svc, (service.get(svc) ?? 0) + us);
   }
   const sorted = <K>(m: Map<K, number>) => [...m].sort((a, b) => b[1] - a[1]);
   return {
@@ -98,6 +120,7 @@ export function summarizeProfile(file: string, top = 25): ProfileSummary {
     byArea: sorted(area)
       .slice(0, top)
       .map(([a, us]) => ({ area: a, ms: us / 1000 })),
+    byService: sorted(service).map(([s, us]) => ({ service: s, ms: us / 1000 })),
   };
 }
 
@@ -116,6 +139,8 @@ function print(s: ProfileSummary): void {
   const lines = [
     `\n### ${basename(s.file)}: ${s.busyMs.toFixed(0)} ms busy of ${s.totalMs.toFixed(0)} ms sampled ` +
       `(GC ${s.gcMs.toFixed(0)} ms, (program) ${s.programMs.toFixed(0)} ms)`,
+    "  by service (innermost services/<name> frame on the stack, % of busy):",
+    ...s.byService.map((x) => `  ${pct(x.ms)} ${x.ms.toFixed(0).padStart(7)} ms  ${x.service}`),
     "  by area (self time, % of busy):",
     ...s.byArea.map((a) => `  ${pct(a.ms)} ${a.ms.toFixed(0).padStart(7)} ms  ${a.area}`),
     "  by function:",
