@@ -224,10 +224,22 @@ class EmbeddedSubscription {
       }
       if (idle) {
         this.commitIfDue(); // a quiet consumer still writes its position within the interval
-        await Promise.race([
-          ...[...this.logs].map(([topic, log]) => log.waitForData(this.positions.get(topic) ?? 0, 1_000)),
-          pause(1_000, signal),
-        ]);
+        // Whichever wakes first ends the others' waits too: otherwise every idle turn
+        // leaves a waiter and a timer behind on each quiet topic for up to a second.
+        const wake = new AbortController();
+        const onStop = () => wake.abort();
+        signal.addEventListener("abort", onStop, { once: true });
+        try {
+          await Promise.race([
+            ...[...this.logs].map(([topic, log]) =>
+              log.waitForData(this.positions.get(topic) ?? 0, 1_000, wake.signal),
+            ),
+            pause(1_000, wake.signal),
+          ]);
+        } finally {
+          signal.removeEventListener("abort", onStop);
+          wake.abort();
+        }
       }
     }
   }

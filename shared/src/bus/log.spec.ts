@@ -114,4 +114,20 @@ describe("EmbeddedLog", () => {
     assert.ok(Date.now() - started < 1_000);
     await log.close();
   });
+
+  it("ends a wait when its signal aborts, so a reader woken elsewhere leaves nothing behind", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "log-"));
+    const log = await EmbeddedLog.open(dir);
+    const started = Date.now();
+    const stop = new AbortController();
+    const waiting = log.waitForData(0, 5_000, stop.signal);
+    setTimeout(() => stop.abort(), 20);
+    await waiting;
+    assert.ok(Date.now() - started < 1_000, "resolved on abort, not at the timeout");
+    const aborted = new AbortController();
+    aborted.abort();
+    await log.waitForData(0, 5_000, aborted.signal); // already aborted: resolves at once
+    assert.ok(Date.now() - started < 1_000);
+    await log.close();
+  });
 });

@@ -254,16 +254,18 @@ export class EmbeddedLog {
   }
 
   /** Resolves when records exist past `offset`, or after `timeoutMs`. */
-  waitForData(offset: number, timeoutMs: number): Promise<void> {
-    if (this.endOffset > offset || this.closed) return Promise.resolve();
+  waitForData(offset: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.endOffset > offset || this.closed || signal?.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
         this.waiters.delete(done);
+        signal?.removeEventListener("abort", done);
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
       this.waiters.add(done);
+      signal?.addEventListener("abort", done, { once: true });
     });
   }
 
