@@ -4,7 +4,7 @@
 # CPU per request of every service and of the runner, degradations, the
 # overhead ratio and a bare grpc-js echo reference (docs/benchmarks.md).
 #
-#   npm run bench                          # 50 Recommend/s for 30 s
+#   npm run bench                          # 20 Recommend/s for 30 s
 #   npm run bench -- --rate 80 --duration 60s
 #   BENCH_RATE=80 BENCH_DURATION=60s npm run bench
 #
@@ -15,4 +15,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 echo "[bench] $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load avg $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-exec node loadtest/dist/src/cli.js --profile bench --rate "${BENCH_RATE:-50}" --duration "${BENCH_DURATION:-30s}" "$@"
+exec node loadtest/dist/src/cli.js --profile bench --rate "${BENCH_RATE:-20}" --duration "${BENCH_DURATION:-30s}" "$@"
