@@ -23,6 +23,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -61,7 +62,6 @@ for (const spec of values.config ?? ["default"]) {
   }
   const eq = spec.indexOf("=");
   if (eq <= 0) throw new Error(`--config ${spec}: expected NAME=FILE.json or "default"`);
-  const { readFileSync } = await import("node:fs");
   const parsed = JSON.parse(readFileSync(spec.slice(eq + 1), "utf8")) as { funnel?: Record<string, unknown> };
   configs.push({ name: spec.slice(0, eq), overrides: parsed.funnel ?? {} });
 }
