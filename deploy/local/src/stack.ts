@@ -134,10 +134,14 @@ export class LocalStack {
     return this.services.filter((s) => this.hostOf(s) === s);
   }
 
+  /** The other services that run in `service`'s process. */
+  private hostedBy(service: ServiceName): ServiceName[] {
+    return this.services.filter((s) => s !== service && this.hostOf(s) === service);
+  }
+
   /** e.g. "gateway" or, co-located, "gateway+recall+prerank+rank+rerank". */
   processLabel(service: ServiceName): string {
-    const hosted = this.services.filter((s) => s !== service && this.hostOf(s) === service);
-    return [service, ...hosted].join("+");
+    return [service, ...this.hostedBy(service)].join("+");
   }
 
   get withCatalog(): boolean {
@@ -239,7 +243,7 @@ export class LocalStack {
     // The child writes its log file itself, so it never depends on this process's pipes.
     const logFd = openSync(this.logFile(service), "a");
     const entryOf = (s: ServiceName) => join(this.options.rootDir, "services", s, "dist", "main.js");
-    const hosted = this.services.filter((s) => s !== service && this.hostOf(s) === service);
+    const hosted = this.hostedBy(service);
     let entry = entryOf(service);
     let env: NodeJS.ProcessEnv = this.envFor(service);
     if (hosted.length > 0) {

@@ -17,10 +17,22 @@ export const RELAXED_BUDGETS = {
   rerank: { budgetMs: 100 },
 } as const;
 
-/** Writes a funnel config with relaxed budgets into `dir` and returns the per-service env that applies it. */
-export function relaxedBudgetEnv(dir: string): Partial<Record<ServiceName, Record<string, string>>> {
-  const path = join(dir, "funnel-relaxed.json");
-  writeFileSync(path, JSON.stringify({ funnel: RELAXED_BUDGETS }));
+/**
+ * Writes a funnel config with relaxed budgets into `dir` and returns the
+ * per-service env that applies it. `extra` adds funnel overrides (the
+ * budgets still win) and an experiment, as in a RECSYS_FUNNEL_CONFIG file.
+ */
+export function relaxedBudgetEnv(
+  dir: string,
+  extra: { name?: string; funnel?: Record<string, unknown>; experiment?: unknown } = {},
+): Partial<Record<ServiceName, Record<string, string>>> {
+  const path = join(dir, `funnel-${extra.name ?? "relaxed"}.json`);
+  const funnel = { ...extra.funnel, ...RELAXED_BUDGETS } as Record<string, unknown>;
+  for (const stage of ["recall", "prerank", "rank", "rerank"] as const) {
+    const override = extra.funnel?.[stage];
+    if (override && typeof override === "object") funnel[stage] = { ...override, ...RELAXED_BUDGETS[stage] };
+  }
+  writeFileSync(path, JSON.stringify({ funnel, experiment: extra.experiment }));
   return {
     gateway: { RECSYS_FUNNEL_CONFIG: path },
     recall: { RECSYS_RECALL_CHANNEL_TIMEOUT_MS: "220" },

@@ -32,7 +32,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { LocalStack, RELAXED_BUDGETS } from "@recsys/local";
+import { LocalStack, relaxedBudgetEnv } from "@recsys/local";
 import { createClient, loadInteractions, perUserTemporalSplit, writeSection } from "@recsys/shared";
 import { RecommendService } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 import { applyOverrides, homeFeed } from "../funnel.js";
@@ -109,14 +109,6 @@ const results: Result[] = [];
 try {
   for (const config of configs) {
     const funnel = applyOverrides(homeFeed, config.overrides as never);
-    const file = join(scratch, `${config.name}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        funnel: applyOverrides(config.overrides as never, RELAXED_BUDGETS as never),
-        experiment: { name: "eval", variants: [{ name: "control", weight: 1 }] },
-      }),
-    );
     const stateDir = join(scratch, `state-${config.name}`);
     mkdirSync(stateDir);
     say(`${config.name}: starting the funnel`);
@@ -129,10 +121,11 @@ try {
       logDir: join(ROOT, "var", "log", "eval-funnel"),
       catalog: false,
       layout: "colocated",
-      serviceEnv: {
-        gateway: { RECSYS_FUNNEL_CONFIG: file },
-        recall: { RECSYS_RECALL_CHANNEL_TIMEOUT_MS: "220" },
-      },
+      serviceEnv: relaxedBudgetEnv(scratch, {
+        name: config.name,
+        funnel: config.overrides,
+        experiment: { name: "eval", variants: [{ name: "control", weight: 1 }] },
+      }),
     });
     const client = createClient(RecommendService, stack.gatewayTarget);
     let hr10 = 0;
