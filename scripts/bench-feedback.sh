@@ -9,6 +9,7 @@
 # Other options: see services/stream/src/bench/feedback.ts and model-update.ts.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/node-env.sh"
 cd "$ROOT"
 bench=feedback
 args=()

@@ -9,6 +9,7 @@
 # Needs the TypeScript build (npx tsc -b) and the dataset (scripts/data.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/node-env.sh"
 cd "$ROOT"
 bash scripts/fetch-encoder.sh
 cli=shared/dist/encoder/content-cli.js

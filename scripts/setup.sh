@@ -5,6 +5,7 @@
 #   data -> Swing batch job (item-to-item neighbours in the model store).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/node-env.sh"
 cd "$ROOT"
 say() { echo "[setup] $*" >&2; }
 export ONNXRUNTIME_NODE_INSTALL=skip # its install script would download CUDA libraries

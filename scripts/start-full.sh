@@ -6,6 +6,7 @@
 # Kafka and Redis again unless RECSYS_KEEP_INFRA=1.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/node-env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 stop_infra() {

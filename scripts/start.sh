@@ -3,6 +3,7 @@
 # `npm start -- --online` (or RECSYS_ONLINE=1) adds the online trainer.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/node-env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 exec node deploy/local/dist/start.js "$@"

@@ -5,6 +5,7 @@
 # rank models. Skips what is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/node-env.sh"
 cd "$ROOT"
 store="${RECSYS_TEST_MODEL_STORE:-var/test-models}"
 data="${RECSYS_DATA_DIR:-data/ml-latest-small}"

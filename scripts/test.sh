@@ -2,6 +2,7 @@
 # npm test: set up, lint, then run every test (unit and end-to-end) on node:test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/node-env.sh"
 cd "$ROOT"
 RECSYS_SETUP_TRAIN=none bash scripts/setup.sh
 bash scripts/test-models.sh

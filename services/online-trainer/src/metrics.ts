@@ -1,6 +1,6 @@
 /** Online-trainer metrics (recsys_online_*), on the process's Metrics registry. */
 import type { Metrics } from "@recsys/shared";
-import { Counter, Gauge, Histogram } from "prom-client";
+import { Counter, Gauge, Histogram } from "@prometheus-io/client";
 
 export class OnlineMetrics {
   readonly updates: Counter<"model" | "decision">;

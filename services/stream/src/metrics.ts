@@ -1,6 +1,6 @@
 /** Stream-processing metrics (recsys_stream_*), on the process's Metrics registry. */
 import { LATENCY_BUCKETS, type Metrics } from "@recsys/shared";
-import { Counter, Histogram } from "prom-client";
+import { Counter, Histogram } from "@prometheus-io/client";
 
 export class StreamMetrics {
   readonly events: Counter<"outcome">;

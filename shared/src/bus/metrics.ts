@@ -2,7 +2,7 @@
  * Event-bus metrics (recsys_bus_*), registered on a service's Metrics
  * registry. One set per registry, however many buses or publishers use it.
  */
-import { Counter, Gauge, Histogram } from "prom-client";
+import { Counter, Gauge, Histogram } from "@prometheus-io/client";
 import { LATENCY_BUCKETS, type Metrics } from "../metrics.js";
 
 export class BusMetrics {

@@ -8,7 +8,7 @@
  * the version "fallback:<interim version>" and carries a degradation
  * "<stage>_<reason>", counted in recsys_degradations_total.
  */
-import { Counter } from "prom-client";
+import { Counter } from "@prometheus-io/client";
 import { newCandidate } from "../funnel/types.js";
 import { EventType } from "../gen/recsys/common/v1/common_pb.js";
 import type { Logger } from "../log.js";
