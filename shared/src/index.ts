@@ -22,5 +22,6 @@ export * from "./runtime.js";
 export * from "./stages/index.js";
 export * from "./store/modelstore.js";
 export * from "./store/watcher.js";
+export * from "./tracing.js";
 export * from "./userstate.js";
 export * from "./validate.js";

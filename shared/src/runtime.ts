@@ -14,15 +14,23 @@ import { RpcError } from "./grpc/errors.js";
 import { RpcServer } from "./grpc/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
+import { startTracing, stopTracing } from "./tracing.js";
 
 /** Keys every service reads. */
 export const commonConfigSpec = {
+  /** Log level of the service's logger (pino). */
   RECSYS_LOG_LEVEL: env.oneOf(["trace", "debug", "info", "warn", "error"], "info"),
+  /** Port of the Prometheus /metrics endpoint (all interfaces); 0 takes any free port (logged as metricsPort). */
   RECSYS_METRICS_PORT: env.int(0, 0, 65535),
+  /** gRPC calls handled at once; beyond, new ones are shed with RESOURCE_EXHAUSTED. */
   RECSYS_MAX_CONCURRENT_CALLS: env.int(256, 1, 100_000),
+  /** Largest gRPC request accepted, bytes; larger ones get RESOURCE_EXHAUSTED. */
   RECSYS_MAX_REQUEST_BYTES: env.int(4 * 1024 * 1024, 1024),
+  /** On SIGTERM or SIGINT, how long the gRPC server waits for calls in flight before cancelling them, ms. */
   RECSYS_SHUTDOWN_GRACE_MS: env.int(5_000, 0, 120_000),
+  /** The dataset directory (items.tsv, interactions.tsv from `npm run data`) the catalog and history are loaded from. */
   RECSYS_DATA_DIR: env.str("data/ml-latest-small"),
+  /** The model store: a directory per model with its versions and a CURRENT pointer (written by the trainers). */
   RECSYS_MODEL_STORE: env.str("var/models"),
 } satisfies EnvSpec;
 
@@ -57,6 +65,11 @@ async function stopProcess(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   for (const rt of [...inProcess].reverse()) await rt.stop(signal);
+  try {
+    await stopTracing(); // flushes the spans of the last calls
+  } catch (err) {
+    inProcess[0]?.logger.warn({ err }, "flushing traces failed");
+  }
   process.exit(0);
 }
 
@@ -84,6 +97,7 @@ export function createRuntime<S extends EnvSpec>(
     typeof commonConfigSpec
   > &
     ConfigOf<S>;
+  startTracing(name); // once per process, only when OTEL_* asks for it
   const logger = createLogger(name, config.RECSYS_LOG_LEVEL);
   const metrics = new Metrics(name);
   const server = new RpcServer({

@@ -41,7 +41,9 @@ export interface StackOptions {
   readonly rootDir: string;
   /** Gateway port; stages use the next four ports, stream +5, catalog +6, online trainer +7, metrics base+100... */
   readonly basePort?: number;
+  /** Default: $RECSYS_DATA_DIR, else data/ml-latest-small (relative paths: to rootDir). */
   readonly dataDir?: string;
+  /** Default: $RECSYS_MODEL_STORE, else var/models. */
   readonly modelStore?: string;
   readonly logDir?: string;
   /** Extra environment for every service, or per service. */
@@ -219,8 +221,10 @@ export class LocalStack {
     };
     const stageTarget = (s: ServiceName) => (this.hostOf(s) === "gateway" ? "in-process" : this.target(s));
     return {
-      RECSYS_DATA_DIR: o.dataDir ?? join(o.rootDir, "data", "ml-latest-small"),
-      RECSYS_MODEL_STORE: o.modelStore ?? join(o.rootDir, "var", "models"),
+      // The dataset and model store that scripts/setup.sh trained: the same
+      // RECSYS_DATA_DIR / RECSYS_MODEL_STORE it honours (relative to the root).
+      RECSYS_DATA_DIR: resolve(o.rootDir, o.dataDir ?? process.env.RECSYS_DATA_DIR ?? "data/ml-latest-small"),
+      RECSYS_MODEL_STORE: resolve(o.rootDir, o.modelStore ?? process.env.RECSYS_MODEL_STORE ?? "var/models"),
       RECSYS_METRICS_PORT: String(this.metricsPort(service)),
       RECSYS_GATEWAY_ADDR: this.target("gateway"),
       RECSYS_RECALL_ADDR: this.target("recall"),

@@ -9,6 +9,7 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Client, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { endRpcSpan, injectTraceContext, startClientSpan, tracingEnabled, withContext } from "../tracing.js";
 import { grpcServiceDefinition, methodsOf } from "./adapter.js";
 import { callLocal, IN_PROCESS_TARGET } from "./local.js";
 
@@ -73,6 +74,8 @@ export function createClient<S extends GenServiceMethods>(
           reject(callOptions.signal.reason);
           return;
         }
+        const traced = tracingEnabled() ? startClientSpan(method.path, "grpc") : undefined;
+        if (traced) injectTraceContext(traced.context, metadata);
         const call = client.makeUnaryRequest(
           method.path,
           def.requestSerialize,
@@ -80,7 +83,11 @@ export function createClient<S extends GenServiceMethods>(
           create(method.input, request),
           metadata,
           { deadline },
-          (err: ServiceError | null, value?: unknown) => (err ? reject(err) : resolve(value)),
+          (err: ServiceError | null, value?: unknown) => {
+            if (traced) endRpcSpan(traced.span, err ? err.code : 0, err?.details);
+            if (err) reject(err);
+            else resolve(value);
+          },
         );
         callOptions.signal?.addEventListener("abort", () => call.cancel(), { once: true });
       });
@@ -106,12 +113,28 @@ function createLocalClient<S extends GenServiceMethods>(
   for (const method of methodsOf(service as GenService<GenServiceMethods>)) {
     out[method.localName] = (request: MessageInitShape<DescMessage>, callOptions: CallOptions = {}) => {
       if (callOptions.signal?.aborted) return Promise.reject(callOptions.signal.reason);
-      return callLocal(method.path, {
-        request: create(method.input, request),
-        requestId: callOptions.requestId ?? "",
-        deadline: callDeadline(callOptions, options),
-        signal: callOptions.signal,
-      });
+      const call = () =>
+        callLocal(method.path, {
+          request: create(method.input, request),
+          requestId: callOptions.requestId ?? "",
+          deadline: callDeadline(callOptions, options),
+          signal: callOptions.signal,
+        });
+      if (!tracingEnabled()) return call();
+      // The stage's SERVER span becomes a child of this one through the async context.
+      const traced = startClientSpan(method.path, "in-process");
+      return withContext(traced.context, call).then(
+        (value) => {
+          endRpcSpan(traced.span, 0);
+          return value;
+        },
+        (err: unknown) => {
+          const code =
+            typeof (err as { code?: unknown })?.code === "number" ? (err as { code: number }).code : 2;
+          endRpcSpan(traced.span, code, err instanceof Error ? err.message : String(err));
+          throw err;
+        },
+      );
     };
   }
   return out as TypedClient<S>;

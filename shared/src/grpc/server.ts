@@ -22,6 +22,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
+import { endRpcSpan, type RpcSpan, startServerSpan, tracingEnabled, withContext } from "../tracing.js";
 import {
   type CallContext,
   completeMessage,
@@ -154,6 +155,7 @@ export class RpcServer {
         call.request,
         requestId,
         deadline,
+        call.metadata,
         (err, value) => {
           if (!err) {
             callback(null, value);
@@ -185,6 +187,7 @@ export class RpcServer {
           call.request,
           call.requestId || randomUUID(),
           call.deadline,
+          undefined,
           (err, value) => (err ? reject(err) : resolve(value)),
         );
         if (call.signal?.aborted) cancel();
@@ -195,8 +198,10 @@ export class RpcServer {
   /**
    * The chain every call goes through, whatever the transport: deadline
    * (abort signal), draining, load shedding, the handler, error mapping,
-   * logs and the latency histogram. `done` is called exactly once. Returns a
-   * cancel function (a no-op once the call has finished).
+   * logs, the latency histogram and, when tracing is on, a SERVER span (its
+   * parent from `metadata` on a gRPC call, from the caller's async context on
+   * an in-process one). `done` is called exactly once. Returns a cancel
+   * function (a no-op once the call has finished).
    */
   private handle(
     methodLabel: string,
@@ -205,10 +210,14 @@ export class RpcServer {
     request: unknown,
     requestId: string,
     deadline: number,
+    metadata: Metadata | undefined,
     done: (err: RpcError | null, response?: unknown) => void,
   ): () => void {
     const { logger, metrics, maxConcurrentCalls = 256 } = this.options;
     const started = performance.now();
+    const traced: RpcSpan | undefined = tracingEnabled()
+      ? startServerSpan(methodLabel, this.options.name, requestId, metadata)
+      : undefined;
     const abort = new AbortController();
     let finished = false;
     let deadlineTimer: NodeJS.Timeout | undefined;
@@ -221,6 +230,7 @@ export class RpcServer {
       const code = err ? err.code : status.OK;
       const elapsedMs = performance.now() - started;
       metrics.rpcDuration.observe({ method: methodLabel, code: statusName(code) }, elapsedMs / 1000);
+      if (traced) endRpcSpan(traced.span, code, err?.message);
       if (err) {
         const level = code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
         logger[level](
@@ -272,12 +282,25 @@ export class RpcServer {
       signal: abort.signal,
       remainingMs: () => (Number.isFinite(deadline) ? deadline - Date.now() : Number.POSITIVE_INFINITY),
     };
+    if (traced) withContext(traced.context, () => this.run(handler, request, ctx, output, finish));
+    else this.run(handler, request, ctx, output, finish);
+    return cancel;
+  }
+
+  /** Calls the handler and completes the call with its result or error. */
+  private run(
+    handler: (req: unknown, ctx: CallContext) => unknown,
+    request: unknown,
+    ctx: CallContext,
+    output: DescMessage,
+    finish: (err: RpcError | null, response?: unknown) => void,
+  ): void {
     let result: unknown;
     try {
       result = handler(request, ctx);
     } catch (err) {
       finish(toRpcError(err));
-      return cancel;
+      return;
     }
     Promise.resolve(result).then(
       (value) => {
@@ -289,7 +312,6 @@ export class RpcServer {
       },
       (err: unknown) => finish(toRpcError(err)),
     );
-    return cancel;
   }
 }
 
