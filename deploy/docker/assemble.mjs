@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Assembles the runtime tree of one Node service image (run by the build
- * stage of deploy/docker/<service>.Dockerfile, from the repository root):
+ * stage of deploy/docker/service.Dockerfile, from the repository root):
  *
  *   node deploy/docker/assemble.mjs <service> --node-modules DIR --out DIR [--arch amd64|arm64] [--require-cuda]
  *

@@ -11,15 +11,14 @@ WORKDIR /app
 # works without root but not `apt-get update`: keep the package lists. (They age
 # with the image; rebuild it, or run the job with --source grouplens/synthetic.)
 RUN apt-get update
-COPY scripts/setup-python.sh scripts/
-COPY services/trainer/requirements.txt services/trainer/
-# torch first, from PyTorch's CPU index: requirements.txt pins torch==2.13.0,
-# which PyPI would resolve with gigabytes of CUDA wheels. ==2.13.0 then accepts
-# the installed 2.13.0+cpu, and setup-python.sh installs the rest and writes
-# the stamp that lets scripts/data.sh skip pip at run time.
-RUN python -m venv .venv \
- && .venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
- && bash scripts/setup-python.sh \
+COPY scripts/setup-python.sh scripts/lock-python.py scripts/
+COPY services/trainer/requirements.txt services/trainer/requirements.lock services/trainer/
+# The same locked set as a developer's machine: setup-python.sh installs
+# services/trainer/requirements.lock with --require-hashes (torch is locked as
+# 2.13.0+cpu, found on PyTorch's CPU index; PyPI's build would pull gigabytes
+# of CUDA wheels) and writes the stamp that lets scripts/data.sh skip pip at
+# run time.
+RUN PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup-python.sh \
  && rm -rf .cache
 COPY scripts scripts
 COPY services/trainer services/trainer

@@ -7,7 +7,8 @@ import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { checkOverlay, checkRepository, checkResources, listOverlays } from "./check.js";
 import type { JsonObject, K8sObject } from "./json.js";
-import { podSpecOf, renderKustomization } from "./kustomize/render.js";
+import { renderKustomization } from "./render.js";
+import { podSpecOf } from "./resources.js";
 import type { Finding } from "./rules/types.js";
 import { defaultRepoRoot, loadServiceConfigs, PLANNED_KEYS } from "./service-config.js";
 
@@ -713,6 +714,123 @@ const MISTAKES: Mistake[] = [
       delete ((np.ingress as JsonObject[])[0] as JsonObject).ports;
     },
   },
+  // Strimzi resources against Strimzi's CRD schemas (crds.ts)
+  {
+    name: "a misspelt field in a Kafka listener (Strimzi CRD)",
+    rule: "schema",
+    message: /\/spec\/kafka\/listeners\/0 has unknown field "tsl"/,
+    seed: (rs) => {
+      const listener = ((find(rs, "Kafka", "recsys").spec as JsonObject).kafka as JsonObject)
+        .listeners as JsonObject[];
+      (listener[0] as JsonObject).tsl = (listener[0] as JsonObject).tls ?? false;
+      delete (listener[0] as JsonObject).tls;
+    },
+  },
+  {
+    name: "partitions as a string in a KafkaTopic (Strimzi CRD)",
+    rule: "schema",
+    message: /\/spec\/partitions must be integer/,
+    seed: (rs) => {
+      (find(rs, "KafkaTopic", "items").spec as JsonObject).partitions = "12";
+    },
+  },
+  {
+    name: "a node pool role Strimzi does not know (Strimzi CRD)",
+    rule: "schema",
+    message: /\/spec\/roles\/0 must be equal to one of the allowed values/,
+    seed: (rs) => {
+      (find(rs, "KafkaNodePool", "broker").spec as JsonObject).roles = ["voter"];
+    },
+  },
+  {
+    name: "a listener port Strimzi reserves",
+    rule: "strimzi",
+    message: /9404 is reserved by Strimzi/,
+    seed: (rs) => {
+      const listeners = ((find(rs, "Kafka", "recsys").spec as JsonObject).kafka as JsonObject)
+        .listeners as JsonObject[];
+      (listeners[0] as JsonObject).port = 9404;
+    },
+  },
+  // tracing (prod overlay: otel/)
+  {
+    name: "a misspelt OpenTelemetry variable",
+    rule: "config-keys",
+    message:
+      /OTEL_EXPORTER_OTLP_ENDPONT="x" from ConfigMap recsys-otel-\w+: not a standard OpenTelemetry SDK variable/,
+    seed: (rs) => {
+      data(rs, "recsys-otel").OTEL_EXPORTER_OTLP_ENDPONT = "x";
+    },
+  },
+  {
+    name: "a sampler the OpenTelemetry SDK does not know",
+    rule: "config-keys",
+    message: /OTEL_TRACES_SAMPLER="ratio" from ConfigMap recsys-otel-\w+: expected one of/,
+    seed: (rs) => {
+      data(rs, "recsys-otel").OTEL_TRACES_SAMPLER = "ratio";
+    },
+  },
+  {
+    name: "a sampling ratio above 1",
+    rule: "config-keys",
+    message:
+      /OTEL_TRACES_SAMPLER_ARG="10" from ConfigMap recsys-otel-\w+: parentbased_traceidratio takes a ratio from 0 to 1/,
+    seed: (rs) => {
+      data(rs, "recsys-otel").OTEL_TRACES_SAMPLER_ARG = "10";
+    },
+  },
+  {
+    name: "the OTLP/HTTP exporter pointed at the collector's gRPC port",
+    rule: "telemetry",
+    message: /is port 4317, but OTLP over http\/protobuf is served on 4318/,
+    seed: (rs) => {
+      data(rs, "recsys-otel").OTEL_EXPORTER_OTLP_ENDPOINT =
+        "http://otel-collector.recsys.svc.cluster.local:4317";
+    },
+  },
+  {
+    name: "a collector that is not rendered",
+    rule: "telemetry",
+    message: /OTEL_EXPORTER_OTLP_ENDPOINT host "otel\.recsys\.svc\.cluster\.local" is not a rendered Service/,
+    seed: (rs) => {
+      data(rs, "recsys-otel").OTEL_EXPORTER_OTLP_ENDPOINT = "http://otel.recsys.svc.cluster.local:4318";
+    },
+  },
+  {
+    name: "the collector closed to the services",
+    rule: "telemetry",
+    message:
+      /container "rank": no NetworkPolicy admits its pods to Deployment\/recsys\/otel-collector on port 4318/,
+    seed: (rs) => remove(rs, "NetworkPolicy", "otel-collector-from-services"),
+  },
+  {
+    name: "the online trainer's egress closed to the collector",
+    rule: "telemetry",
+    message: /container "online-trainer": its egress NetworkPolicies do not open port 4318/,
+    seed: (rs) => {
+      const np = find(rs, "NetworkPolicy", "online-trainer-egress").spec as JsonObject;
+      np.egress = (np.egress as JsonObject[]).filter((e) => JSON.stringify(e).indexOf("4318") < 0);
+    },
+  },
+  {
+    name: "one service without the tracing settings",
+    rule: "telemetry",
+    message: /container "rerank": no OTEL_EXPORTER_OTLP_ENDPOINT although/,
+    seed: (rs) => {
+      const c = container(rs, "rerank");
+      c.envFrom = (c.envFrom as JsonObject[]).filter((e) => !JSON.stringify(e).includes("recsys-otel"));
+    },
+  },
+  {
+    name: "a service traced under another service's name",
+    rule: "telemetry",
+    message: /container "prerank": OTEL_SERVICE_NAME is "rank", not "prerank"/,
+    seed: (rs) => {
+      const env = container(rs, "prerank").env as JsonObject[];
+      const i = env.findIndex((e) => e.name === "OTEL_SERVICE_NAME");
+      env[i] = { name: "OTEL_SERVICE_NAME", value: "rank" };
+    },
+  },
   {
     name: "a schema violation",
     rule: "schema",
@@ -818,6 +936,24 @@ describe("node deploy/k8s-check/dist/cli.js", () => {
       (t) => t.replace("targetPort: grpc", "targetPort: grpcc"),
       /error \[service-ports\] Service\/recsys(-dev)?\/prerank-headless: port grpc: targetPort grpcc/,
     ],
+    [
+      "a misspelt field in the Kafka resource (Strimzi CRD schema)",
+      "base/kafka/kafka.yaml",
+      (t) => t.replace(/\btls: false/, "tsl: false"),
+      /error \[schema\] Kafka\/recsys(-dev)?\/recsys: \/spec\/kafka\/listeners\/0 has unknown field "tsl"/,
+    ],
+    [
+      "a wrong container port",
+      "base/funnel/rerank.yaml",
+      (t) => t.replace("containerPort: 50055", "containerPort: 50065"),
+      /error \[funnel-ports\] Deployment\/recsys(-dev)?\/rerank: container "rerank": RECSYS_RERANK_ADDR=0\.0\.0\.0:50055 but the container port named grpc is 50065/,
+    ],
+    [
+      "a misspelt OpenTelemetry key in the prod overlay",
+      "overlays/prod/otel/otel.env",
+      (t) => t.replace("OTEL_TRACES_SAMPLER=", "OTEL_TRACE_SAMPLER="),
+      /error \[config-keys\] .*OTEL_TRACE_SAMPLER="parentbased_traceidratio" from ConfigMap recsys-otel-\w+: not a standard OpenTelemetry SDK variable/,
+    ],
   ];
   broken.forEach(([name, file, edit, expected], i) => {
     it(`fails on ${name}`, () => {
@@ -849,7 +985,7 @@ describe("node deploy/k8s-check/dist/cli.js", () => {
     assert.match(
       result.stdout,
       /^apiVersion: v1\nkind: Namespace\n/,
-      "the Namespace comes first, for kubectl apply -f -",
+      "kustomize prints the Namespace first, for kubectl apply -f -",
     );
     assert.match(result.stdout, /- --appendonly\n\s+- "yes"\n/, "YAML 1.1 booleans stay quoted strings");
   });

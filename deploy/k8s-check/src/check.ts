@@ -1,19 +1,21 @@
 /**
- * The whole check: render every overlay of k8s/overlays, validate each
- * resource against its schema, run the project rules, and check the
- * Dockerfiles. Every step reports findings; none stops the others.
+ * The whole check: render every overlay of k8s/overlays with the real
+ * kustomize (kubectl kustomize, render.ts), validate each resource against
+ * its schema (Kubernetes kinds with kubernetes-models, Strimzi's against its
+ * CRDs), run the project rules, and check the Dockerfiles. Every step
+ * reports findings; none stops the others.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { type CrdSchemas, strimziCrds } from "./crds.js";
 import { checkDockerfiles } from "./dockerfiles.js";
 import { idOf, type K8sObject } from "./json.js";
-import { renderKustomization } from "./kustomize/render.js";
 import { checkObservability } from "./observability.js";
+import { type Renderer, renderKustomization } from "./render.js";
 import { podTemplates } from "./resources.js";
 import { type Finding, RULES, type Rule } from "./rules/index.js";
 import { validateSchema } from "./schemas.js";
-import type { ServiceConfigs } from "./service-config.js";
-import { checkStrimzi } from "./strimzi.js";
+import { defaultRepoRoot, type ServiceConfigs } from "./service-config.js";
 
 export interface OverlayReport {
   readonly overlay: string;
@@ -26,6 +28,10 @@ export interface CheckOptions {
   readonly services: ServiceConfigs;
   /** Rules to run; all by default (tests pass one to isolate it). */
   readonly rules?: readonly Rule[];
+  /** Schemas of the custom resources; Strimzi's CRDs of this repository by default. */
+  readonly crds?: CrdSchemas;
+  /** kubectl or kustomize; found on PATH by default. */
+  readonly renderer?: Renderer;
 }
 
 const error = (rule: string, resource: string, message: string): Finding => ({
@@ -44,7 +50,7 @@ export async function checkOverlay(
   let resources: K8sObject[];
   const findings: Finding[] = [];
   try {
-    const rendered = renderKustomization(dir);
+    const rendered = renderKustomization(dir, options.renderer);
     resources = rendered.resources;
     for (const lint of rendered.lint) findings.push(error("yaml", lint.split(":")[0] ?? dir, lint));
   } catch (err) {
@@ -65,14 +71,11 @@ export async function checkResources(
 ): Promise<Finding[]> {
   const findings: Finding[] = [];
   const valid: K8sObject[] = [];
+  const crds = options.crds ?? strimziCrds(defaultRepoRoot());
   for (const r of resources) {
-    const problems = await validateSchema(r);
+    const problems = await validateSchema(r, crds);
     for (const p of problems) findings.push(error("schema", idOf(r), p.replace(`${idOf(r)}: `, "")));
     if (problems.length === 0) valid.push(r);
-  }
-  for (const p of checkStrimzi(resources)) {
-    const [resource, ...rest] = p.split(": ");
-    findings.push(error("strimzi", resource ?? "", rest.join(": ")));
   }
   const ctx = { overlay, resources: valid, templates: podTemplates(valid), services: options.services };
   for (const rule of options.rules ?? RULES) findings.push(...rule.check(ctx));
@@ -101,8 +104,9 @@ export async function checkRepository(
   options: CheckOptions & { readonly overlays?: readonly string[] },
 ): Promise<RepositoryReport> {
   const names = options.overlays ?? listOverlays(k8sDir);
+  const withCrds = { ...options, crds: options.crds ?? strimziCrds(repoRoot) };
   const overlays: OverlayReport[] = [];
-  for (const name of names) overlays.push(await checkOverlay(join(k8sDir, "overlays", name), name, options));
+  for (const name of names) overlays.push(await checkOverlay(join(k8sDir, "overlays", name), name, withCrds));
   const images = overlays.flatMap((o) =>
     podTemplates(o.resources).flatMap((t) =>
       [...(t.spec.initContainers ?? []), ...t.spec.containers].map((c) => c.image ?? ""),

@@ -2,21 +2,22 @@
 /**
  * npm run k8s:check  (= node deploy/k8s-check/dist/cli.js)
  *
- * Renders every overlay of k8s/ without kubectl, validates the resources
- * offline, applies the project rules and checks the Dockerfiles. Prints a
- * summary and exits 1 on any error (warnings do not fail).
+ * Renders every overlay of k8s/ with `kubectl kustomize` (or a standalone
+ * `kustomize build`), validates the resources offline (Kubernetes schemas,
+ * Strimzi's CRDs), applies the project rules and checks the Dockerfiles.
+ * Prints a summary and exits 1 on any error (warnings do not fail), 2 when
+ * it cannot run (no kubectl or kustomize, no CRD schemas).
  *
  *   --overlay NAME   check only this overlay (repeatable)
- *   --print NAME     print the rendered overlay as YAML (for `kubectl apply -f -`) and exit
+ *   --print NAME     print kustomize's render of the overlay and exit
  *   --rules          list the rules and exit
  *   --root DIR       repository root (default: found from this file)
  *   --k8s DIR        manifests directory (default: <root>/k8s)
  */
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { stringify } from "yaml";
 import { checkRepository, countBySeverity } from "./check.js";
-import { legacyOrder, renderKustomization } from "./kustomize/render.js";
+import { findRenderer, renderYaml } from "./render.js";
 import { RULES } from "./rules/index.js";
 import type { Finding } from "./rules/types.js";
 import { defaultRepoRoot, loadServiceConfigs } from "./service-config.js";
@@ -38,16 +39,14 @@ async function main(): Promise<number> {
     for (const rule of RULES) process.stdout.write(`${rule.id.padEnd(18)} ${rule.description}\n`);
     return 0;
   }
+  const renderer = findRenderer();
   if (values.print) {
-    const { resources } = renderKustomization(join(k8sDir, "overlays", values.print));
-    // YAML 1.1 quoting, so that kubectl (a YAML 1.1 reader) keeps "yes", "on"... as strings.
-    const docs = legacyOrder(resources).map((r) => stringify(r, { lineWidth: 0, version: "1.1" }));
-    process.stdout.write(docs.join("---\n"));
+    process.stdout.write(renderYaml(join(k8sDir, "overlays", values.print), renderer));
     return 0;
   }
 
   const services = await loadServiceConfigs(root);
-  const report = await checkRepository(root, k8sDir, { services, overlays: values.overlay });
+  const report = await checkRepository(root, k8sDir, { services, overlays: values.overlay, renderer });
   const all: Finding[] = [
     ...report.overlays.flatMap((o) => o.findings),
     ...report.dockerfiles,

@@ -7,7 +7,6 @@ import type { IDeployment } from "kubernetes-models/apps/v1/Deployment";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IPodSpec } from "kubernetes-models/v1/PodSpec";
 import { asObject, idOf, type JsonObject, type K8sObject, labelsOf, namespaceOf } from "./json.js";
-import { podSpecOf } from "./kustomize/render.js";
 
 export type LabelSelector = NonNullable<IDeployment["spec"]>["selector"];
 
@@ -24,6 +23,25 @@ export interface PodTemplate {
 }
 
 const LONG_RUNNING = new Set(["Deployment", "StatefulSet", "DaemonSet", "Pod"]);
+
+/** The pod spec inside a workload, or undefined for other kinds. */
+export function podSpecOf(r: K8sObject): JsonObject | undefined {
+  const spec = asObject(r.spec);
+  switch (r.kind) {
+    case "Pod":
+      return spec;
+    case "Deployment":
+    case "StatefulSet":
+    case "DaemonSet":
+    case "ReplicaSet":
+    case "Job":
+      return asObject(asObject(spec?.template)?.spec);
+    case "CronJob":
+      return asObject(asObject(asObject(asObject(spec?.jobTemplate)?.spec)?.template)?.spec);
+    default:
+      return undefined;
+  }
+}
 
 export function podTemplates(resources: readonly K8sObject[]): PodTemplate[] {
   const out: PodTemplate[] = [];

@@ -4,10 +4,11 @@
  * validators): types, enums, required fields. Those schemas accept unknown
  * fields, so a misspelt optional field passes here; the project rules catch
  * the misspellings that matter (a probe, resources, securityContext that is
- * not where it must be). Strimzi resources get structural checks (strimzi.ts).
+ * not where it must be). Custom resources of a group that the given CRDs
+ * define (Strimzi's) are validated against those CRDs' schemas (crds.ts).
  */
+import { type CrdSchemas, validateCustomResource } from "./crds.js";
 import { groupOf, idOf, type K8sObject, versionOf } from "./json.js";
-import { isStrimzi } from "./strimzi.js";
 
 interface Validatable {
   validate(): void;
@@ -33,9 +34,10 @@ function loadModule(apiVersion: string): Promise<Record<string, unknown> | undef
   return loaded;
 }
 
-/** Schema problems of one resource (empty when valid). Strimzi kinds are left to strimzi.ts. */
-export async function validateSchema(r: K8sObject): Promise<string[]> {
-  if (isStrimzi(r)) return [];
+/** Schema problems of one resource (empty when valid). */
+export async function validateSchema(r: K8sObject, crds?: CrdSchemas): Promise<string[]> {
+  const custom = crds ? validateCustomResource(crds, r) : undefined;
+  if (custom) return custom;
   const mod = await loadModule(r.apiVersion);
   const Model = mod?.[r.kind] as ModelClass | undefined;
   if (typeof Model !== "function") {

@@ -9,14 +9,14 @@ import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IService } from "kubernetes-models/v1/Service";
 import { asArray, asObject, asString, type K8sObject, namespaceOf } from "../json.js";
 import { type LabelSelector, mapSelectorMatches, type PodTemplate, selectorMatches } from "../resources.js";
-import { kafkaCluster } from "../strimzi.js";
 import { effectiveEnv, serviceContainers } from "./funnel-config.js";
 import { CO_PARTITIONED, DESIGN_TOPICS } from "./kafka.js";
 import { egressAllows, sourcesFor } from "./networking.js";
-import { findings, type Rule } from "./types.js";
+import { kafkaCluster } from "./strimzi.js";
+import { findings, type Rule, type RuleContext } from "./types.js";
 
 /** "<name>[.<namespace>[.svc[.cluster.local]]]" -> name and namespace. */
-function splitHost(
+export function splitHost(
   host: string,
   defaultNamespace: string | undefined,
 ): { name: string; namespace?: string } | undefined {
@@ -77,7 +77,7 @@ export const eventBusRule: Rule = {
           );
           continue;
         }
-        checkRedis(ctx.resources, ctx.templates, policies, t, m[1] as string, Number(m[2]), (msg) =>
+        checkReachable(ctx, policies, t, "RECSYS_REDIS_URL", m[1] as string, Number(m[2]), (msg) =>
           f.error(t.id, `${where}: ${msg}`),
         );
       }
@@ -151,21 +151,26 @@ function checkBroker(
   }
 }
 
-function checkRedis(
-  resources: readonly K8sObject[],
-  templates: readonly PodTemplate[],
+/**
+ * `hostname:port`, named by the client's `what` (an env key), is a rendered
+ * Service with that port, and the NetworkPolicies of the pods behind it admit
+ * the client's pods on the target port.
+ */
+export function checkReachable(
+  ctx: RuleContext,
   policies: readonly K8sObject[],
   client: PodTemplate,
+  what: string,
   hostname: string,
   port: number,
   error: (m: string) => void,
 ): void {
   const host = splitHost(hostname, client.namespace);
-  const svc = resources.find(
+  const svc = ctx.resources.find(
     (r) => r.kind === "Service" && r.metadata.name === host?.name && namespaceOf(r) === host?.namespace,
   ) as (K8sObject & IService) | undefined;
   if (!svc) {
-    error(`RECSYS_REDIS_URL host "${hostname}" is not a rendered Service`);
+    error(`${what} host "${hostname}" is not a rendered Service`);
     return;
   }
   const servicePort = (svc.spec?.ports ?? []).find((p) => p.port === port);
@@ -173,7 +178,7 @@ function checkRedis(
     error(`Service ${host?.name} has no port ${port}`);
     return;
   }
-  const servers = templates.filter(
+  const servers = ctx.templates.filter(
     (t) => t.namespace === namespaceOf(svc) && mapSelectorMatches(svc.spec?.selector ?? { "": "" }, t.labels),
   );
   for (const server of servers) {

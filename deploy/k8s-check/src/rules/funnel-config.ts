@@ -6,6 +6,7 @@
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IService } from "kubernetes-models/v1/Service";
 import { asObject, idOf, type K8sObject, namespaceOf } from "../json.js";
+import { checkOtel, isOtelKey } from "../otel.js";
 import { mapSelectorMatches, type PodTemplate, parseQuantity } from "../resources.js";
 import {
   checkValue,
@@ -76,7 +77,7 @@ export function serviceContainers(
 export const configKeysRule: Rule = {
   id: "config-keys",
   description:
-    "ConfigMaps used by a service hold only keys its spec declares, with values the spec accepts; direct env adds only runtime or documented planned keys; every referenced ConfigMap and key exists",
+    "ConfigMaps used by a service hold only keys its spec declares (or standard OpenTelemetry SDK OTEL_* variables), with values the spec accepts; direct env adds only runtime, OTEL_* or documented planned keys; every referenced ConfigMap and key exists",
   check(ctx) {
     const f = findings(this.id);
     for (const t of ctx.templates) {
@@ -109,11 +110,20 @@ export const configKeysRule: Rule = {
     }
     for (const { t, c, service } of serviceContainers(ctx)) {
       const where = `container "${c.name}"`;
+      const otelEnv = new Map(
+        [...effectiveEnv(ctx, t, c)].flatMap(([k, v]) => (v.value === undefined ? [] : [[k, v.value]])),
+      );
       for (const source of c.envFrom ?? []) {
         const name = source.configMapRef?.name;
         if (!name) continue;
         for (const [key, value] of Object.entries(dataOf(configMap(ctx, name, t.namespace)))) {
           const full = `${source.prefix ?? ""}${key}`;
+          if (!service.keys.has(full) && isOtelKey(full)) {
+            const problem = checkOtel(full, value, otelEnv);
+            if (problem)
+              f.error(t.id, `${where}: ${full}=${JSON.stringify(value)} from ConfigMap ${name}: ${problem}`);
+            continue;
+          }
           if (!service.keys.has(full)) {
             f.error(t.id, `${where}: ConfigMap ${name} has ${full}, which ${service.name} does not read`);
             continue;
@@ -134,6 +144,9 @@ export const configKeysRule: Rule = {
           }
           const problem = e.value === undefined ? undefined : checkValue(service, e.name, e.value);
           if (problem) f.error(t.id, `${where}: ${e.name}=${JSON.stringify(e.value)}: ${problem}`);
+        } else if (isOtelKey(e.name)) {
+          const problem = e.value === undefined ? undefined : checkOtel(e.name, e.value, otelEnv);
+          if (problem) f.error(t.id, `${where}: env ${e.name}=${JSON.stringify(e.value)}: ${problem}`);
         } else if (!(e.name in RUNTIME_ENV) && !(e.name in planned)) {
           f.error(t.id, `${where}: env ${e.name} is not read by ${service.name}`);
         }

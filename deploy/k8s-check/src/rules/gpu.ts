@@ -5,7 +5,7 @@
  * Runtime's CUDA provider (recsys/<service>-gpu, deploy/docker/<service>-gpu.Dockerfile).
  * Any mismatch still serves, silently on CPU, or leaves a GPU idle.
  */
-import { parseImage } from "../kustomize/images.js";
+import { parseImage } from "../images.js";
 import { parseQuantity } from "../resources.js";
 import { envName } from "../service-config.js";
 import { effectiveEnv, serviceContainers } from "./funnel-config.js";

@@ -17,6 +17,8 @@ import { kafkaTopicsRule } from "./kafka.js";
 import { funnelNetworkRule, namespaceRule, networkPoliciesRule, servicePortsRule } from "./networking.js";
 import { scalingRule } from "./scaling.js";
 import { singleWriterRule } from "./single-writer.js";
+import { strimziRule } from "./strimzi.js";
+import { telemetryRule } from "./telemetry.js";
 import type { Rule } from "./types.js";
 import {
   imagesRule,
@@ -45,10 +47,12 @@ export const RULES: readonly Rule[] = [
   funnelLimitsRule,
   shutdownRule,
   nodeHeapRule,
+  strimziRule,
   kafkaTopicsRule,
   eventBusRule,
   singleWriterRule,
   executionProviderRule,
+  telemetryRule,
 ];
 
 export type { Finding, Rule, RuleContext, Severity } from "./types.js";

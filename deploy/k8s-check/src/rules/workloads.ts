@@ -1,8 +1,8 @@
 /** Rules on pods: probes, resources, security context, images, labels, volumes. */
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IProbe } from "kubernetes-models/v1/Probe";
+import { parseImage } from "../images.js";
 import { asArray, asObject, asString, idOf, namespaceOf } from "../json.js";
-import { parseImage } from "../kustomize/images.js";
 import { containersOf, type LabelSelector, parseQuantity, selectorMatches } from "../resources.js";
 import { findings, type Rule } from "./types.js";
 
