@@ -86,3 +86,50 @@ export function loadConfigOrExit<S extends EnvSpec>(service: string, spec: S): C
 export function describeConfig(spec: EnvSpec): string[] {
   return Object.keys(spec).sort();
 }
+
+/** What one variable's schema accepts, in words, for the configuration reference. */
+export interface EnvVarDescription {
+  /** "integer", "number", "string", "boolean", "enum" or "key=number list". */
+  readonly type: string;
+  /** The default as it would be written in the environment; absent when the variable is required. */
+  readonly default?: string;
+  /** The values accepted ("1 to 64", "≥ 1024", "`cpu`, `cuda`"); absent when any string is. */
+  readonly allowed?: string;
+}
+
+/** Describes a schema made by the `env` helpers (unset or empty means the default). */
+export function describeEnvVar(schema: z.ZodType): EnvVarDescription {
+  if (schema instanceof z.ZodPipe) {
+    const inner = describeEnvVar(schema.in as z.ZodType);
+    if (inner.type === "string") return { ...inner, type: "key=number list", allowed: "`key=number,...`" };
+    return inner;
+  }
+  if (schema instanceof z.ZodDefault) {
+    const inner = describeEnvVar(schema.unwrap() as z.ZodType);
+    return { ...inner, default: String(schema.def.defaultValue) };
+  }
+  if (schema instanceof z.ZodEnum) {
+    const values = schema.options.map(String);
+    const bool = ["true", "false", "1", "0"];
+    if (values.length === bool.length && bool.every((v) => values.includes(v)))
+      return { type: "boolean", allowed: bool.map((v) => `\`${v}\``).join(", ") };
+    return { type: "enum", allowed: values.map((v) => `\`${v}\``).join(", ") };
+  }
+  if (schema instanceof z.ZodNumber) {
+    const unbounded = (v: number | null) =>
+      v === null || !Number.isFinite(v) || Math.abs(v) >= Number.MAX_SAFE_INTEGER;
+    const { minValue: min, maxValue: max } = schema;
+    const allowed =
+      !unbounded(min) && !unbounded(max)
+        ? `${min} to ${max}`
+        : !unbounded(min)
+          ? `≥ ${min}`
+          : !unbounded(max)
+            ? `≤ ${max}`
+            : undefined;
+    return { type: schema.isInt ? "integer" : "number", ...(allowed ? { allowed } : {}) };
+  }
+  if (schema instanceof z.ZodString)
+    return { type: "string", ...((schema.minLength ?? 0) > 0 ? { allowed: "non-empty (required)" } : {}) };
+  return { type: schema.def.type };
+}

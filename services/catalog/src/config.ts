@@ -4,6 +4,7 @@ import { busConfigSpec } from "@recsys/shared/bus";
 /** Environment variables read by the catalog service (besides the common ones). */
 export const catalogConfigSpec = {
   ...busConfigSpec,
+  /** gRPC listen address (recsys.catalog.v1.CatalogService). */
   RECSYS_CATALOG_ADDR: env.str("127.0.0.1:50057"),
   /** Caller-supplied modalities and their dimensions, "name=dim,...". "text" is the catalog's own. */
   RECSYS_CATALOG_MODALITIES: env.numberMap("image=512,video=256"),

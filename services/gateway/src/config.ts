@@ -7,20 +7,27 @@ export const gatewayConfigSpec = {
   ...busConfigSpec,
   ...streamProcessingSpec,
   ...userStateSpec,
+  /** gRPC listen address of the public API (RecommendService, FeedbackService). */
   RECSYS_GATEWAY_ADDR: env.str("127.0.0.1:50051"),
+  /** gRPC address of the recall service. */
   RECSYS_RECALL_TARGET: env.str("127.0.0.1:50052"),
+  /** gRPC address of the prerank service. */
   RECSYS_PRERANK_TARGET: env.str("127.0.0.1:50053"),
+  /** gRPC address of the rank service. */
   RECSYS_RANK_TARGET: env.str("127.0.0.1:50054"),
+  /** gRPC address of the rerank service. */
   RECSYS_RERANK_TARGET: env.str("127.0.0.1:50055"),
   /** Public requests are small: anything bigger is rejected with RESOURCE_EXHAUSTED. */
   RECSYS_MAX_REQUEST_BYTES: env.int(64 * 1024, 1024),
   /** Requests in flight before new ones are shed with RESOURCE_EXHAUSTED. */
   RECSYS_MAX_CONCURRENT_CALLS: env.int(128, 1, 100_000),
+  /** Largest `count` a Recommend request may ask for; more is INVALID_ARGUMENT. */
   RECSYS_MAX_COUNT: env.int(100, 1, 1_000),
   /** Behaviour sequence length passed to the stages. */
   RECSYS_HISTORY_LENGTH: env.int(256, 1, 10_000),
   /** Optional JSON file overriding the funnel definition and experiment variants. */
   RECSYS_FUNNEL_CONFIG: env.str(""),
+  /** Half-life of the time decay of the popular items the gateway falls back to, days. */
   RECSYS_POPULAR_HALF_LIFE_DAYS: env.num(60, 0.01),
   /** Requests sent through the funnel at start-up to open channels and warm the JIT. */
   RECSYS_WARMUP_REQUESTS: env.int(40, 0, 10_000),

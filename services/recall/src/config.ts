@@ -5,6 +5,7 @@ import { itemFeedConfigSpec } from "@recsys/shared/bus";
 export const recallConfigSpec = {
   /** The items topic (catalog ItemUpdates grow the content index). */
   ...itemFeedConfigSpec,
+  /** gRPC listen address. */
   RECSYS_RECALL_ADDR: env.str("127.0.0.1:50052"),
   /** Overall cap on candidates returned. */
   RECSYS_RECALL_MAX_CANDIDATES: env.int(2000, 1, 20_000),
@@ -26,9 +27,11 @@ export const recallConfigSpec = {
   RECSYS_SWING_SEEDS: env.int(30, 1, 1000),
   /** The pretrained text encoder for the query channel (scripts/fetch-encoder.sh). */
   RECSYS_ENCODER_DIR: env.str(DEFAULT_ENCODER_DIR),
-  /** Content index HNSW: links per node, construction breadth, search breadth. */
+  /** Content index HNSW: links per node. */
   RECSYS_CONTENT_HNSW_M: env.int(16, 4, 128),
+  /** Content index HNSW: construction breadth (higher: better graph, slower build). */
   RECSYS_CONTENT_HNSW_EF_CONSTRUCTION: env.int(100, 10, 2_000),
+  /** Content index HNSW: search breadth (higher: better recall, slower). */
   RECSYS_CONTENT_HNSW_EF: env.int(200, 10, 10_000),
   /** Where the content graph built for a `content` version is kept for the next start ("" = nowhere). */
   RECSYS_CONTENT_GRAPH_CACHE_DIR: env.str("var/cache/recall"),
@@ -40,5 +43,6 @@ export const recallConfigSpec = {
   RECSYS_QUERY_PERSONALISATION_WEIGHT: env.num(0.3, 0, 1),
   /** query: an item matches when cos(query, item) ≥ max(MIN, RELATIVE × the best match's cos). */
   RECSYS_QUERY_MIN_SIMILARITY: env.num(0.3, -1, 1),
+  /** query: RELATIVE in the rule above, the share of the best match's cosine an item must reach. */
   RECSYS_QUERY_RELATIVE_SIMILARITY: env.num(0.8, 0, 1),
 };

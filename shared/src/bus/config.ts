@@ -18,6 +18,7 @@ export const busConfigSpec = {
   RECSYS_KAFKA_BROKERS: env.str(""),
   /** Partitions of topics created at start-up. */
   RECSYS_KAFKA_PARTITIONS: env.int(3, 1, 1_000),
+  /** Replication factor of topics created at start-up. */
   RECSYS_KAFKA_REPLICATION_FACTOR: env.int(1, 1, 10),
   /** Prefix of every topic name, so several stacks can share a broker. */
   RECSYS_BUS_TOPIC_PREFIX: env.str(""),

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Regenerates services/trainer/requirements.lock from requirements.txt.
+
+requirements.txt holds the human-edited pins (the direct dependencies).
+requirements.lock is what gets installed, by scripts/setup-python.sh and the
+trainer image alike, with `pip install --require-hashes -r requirements.lock`:
+every package, transitive ones included, pinned to one version with the
+sha256 of the file to install.
+
+Neither pip-tools nor uv is in this machine's wheel index, so the lock comes
+from pip's own resolver: `pip install --dry-run --ignore-installed --report`
+in a throwaway virtual environment (the installation report, pip >= 22.2,
+lists every distribution pip would install with its archive's hash). The
+output has pip-compile's layout (`name==version \\ --hash=... # via ...`).
+
+The lock is resolved for the interpreter that runs this script (Python 3.11 on
+linux x86_64, as in deploy/docker/trainer.Dockerfile) and records the sha256
+of requirements.txt, so setup-python.sh can tell when it is stale.
+
+    python3 scripts/lock-python.py        # rewrite the lock
+    python3 scripts/lock-python.py --check  # exit 1 if requirements.txt changed since
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "services" / "trainer" / "requirements.txt"
+LOCK = ROOT / "services" / "trainer" / "requirements.lock"
+INPUT_MARK = "# input: requirements.txt sha256="
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def recorded_input_hash(lock: Path) -> str | None:
+    if not lock.exists():
+        return None
+    for line in lock.read_text().splitlines():
+        if line.startswith(INPUT_MARK):
+            return line[len(INPUT_MARK) :].strip()
+    return None
+
+
+def resolve(requirements: Path, workdir: Path) -> tuple[dict, str]:
+    """pip's installation report for `requirements` in a fresh venv, and that pip's version."""
+    venv = workdir / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    report = workdir / "report.json"
+    env = {**os.environ, "PIP_RETRIES": os.environ.get("PIP_RETRIES", "0"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-input", "--quiet"]
+        + ["--report", str(report), "-r", str(requirements)],
+        check=True,
+        env=env,
+    )
+    pip_version = subprocess.run(
+        [str(python), "-c", "import pip; print(pip.__version__)"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return json.loads(report.read_text()), pip_version
+
+
+def archive_sha256(item: dict) -> str:
+    """The sha256 the report gives for the archive, or the local file's own (find-links dirs have none)."""
+    info = item["download_info"]
+    hashes = info.get("archive_info", {}).get("hashes", {})
+    if "sha256" in hashes:
+        return hashes["sha256"]
+    url = info["url"]
+    if url.startswith("file:"):
+        return sha256_file(Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)))
+    raise SystemExit(f"lock-python: no sha256 for {url} (pip's report has none and it is not a local file)")
+
+
+def canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def parents(report: dict) -> dict[str, list[str]]:
+    """For each resolved package, the resolved packages that require it (markers evaluated)."""
+    from pip._vendor.packaging.requirements import Requirement  # the packaging that pip itself uses
+
+    environment = report["environment"]
+    resolved = {canonical(i["metadata"]["name"]) for i in report["install"]}
+    out: dict[str, set[str]] = {}
+    for item in report["install"]:
+        name = canonical(item["metadata"]["name"])
+        extras = [""] + list(item.get("requested_extras") or [])
+        for spec in item["metadata"].get("requires_dist") or []:
+            req = Requirement(spec)
+            dep = canonical(req.name)
+            if dep not in resolved:
+                continue
+            if req.marker is None or any(req.marker.evaluate({**environment, "extra": e}) for e in extras):
+                out.setdefault(dep, set()).add(name)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def render(report: dict, pip_version: str, input_hash: str) -> str:
+    env = report["environment"]
+    via = parents(report)
+    lines = [
+        "#",
+        "# Every package the trainer installs, pinned, with the sha256 of each file.",
+        "# Generated by scripts/lock-python.py from requirements.txt (pip's resolver);",
+        "# do not edit: change requirements.txt, then run `python3 scripts/lock-python.py`.",
+        f"# Resolved with pip {pip_version} for Python {env['python_full_version']}"
+        f" on {env['sys_platform']} {env['platform_machine']}.",
+        "# Install: pip install --require-hashes -r services/trainer/requirements.lock",
+        f"{INPUT_MARK}{input_hash}",
+        "#",
+    ]
+    for item in sorted(report["install"], key=lambda i: canonical(i["metadata"]["name"])):
+        meta = item["metadata"]
+        name = canonical(meta["name"])
+        lines.append(f"{name}=={meta['version']} \\")
+        lines.append(f"    --hash=sha256:{archive_sha256(item)}")
+        sources = (["-r requirements.txt"] if item.get("requested") else []) + via.get(name, [])
+        if len(sources) == 1:
+            lines.append(f"    # via {sources[0]}")
+        else:
+            lines.append("    # via")
+            lines.extend(f"    #   {s}" for s in sources)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only tell whether the lock matches requirements.txt")
+    args = parser.parse_args()
+    input_hash = sha256_file(REQUIREMENTS)
+    if args.check:
+        if recorded_input_hash(LOCK) == input_hash:
+            return 0
+        print(f"{LOCK.relative_to(ROOT)} is stale: run `python3 scripts/lock-python.py`", file=sys.stderr)
+        return 1
+    if sys.version_info < (3, 11):
+        raise SystemExit(f"lock-python: need Python >= 3.11, this is {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory(prefix="lock-python-") as tmp:
+        report, pip_version = resolve(REQUIREMENTS, Path(tmp))
+        LOCK.write_text(render(report, pip_version, input_hash))
+    print(f"lock-python: wrote {LOCK.relative_to(ROOT)} ({len(report['install'])} packages)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
