@@ -1,6 +1,7 @@
 /** Online-trainer metrics (recsys_online_*), on the process's Metrics registry. */
-import type { Metrics } from "@recsys/shared";
+
 import { Counter, Gauge, Histogram } from "@prometheus-io/client";
+import type { Metrics } from "@recsys/shared";
 
 export class OnlineMetrics {
   readonly updates: Counter<"model" | "decision">;

@@ -1,6 +1,7 @@
 /** Stream-processing metrics (recsys_stream_*), on the process's Metrics registry. */
-import { LATENCY_BUCKETS, type Metrics } from "@recsys/shared";
+
 import { Counter, Histogram } from "@prometheus-io/client";
+import { LATENCY_BUCKETS, type Metrics } from "@recsys/shared";
 
 export class StreamMetrics {
   readonly events: Counter<"outcome">;
