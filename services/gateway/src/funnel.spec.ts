@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { RpcError } from "@recsys/shared";
 import { RecommendRequestSchema } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
-import { applyOverrides, assignVariant, type Experiment, homeFeed } from "./funnel.js";
+import { applyOverrides, assignVariant, type Experiment, homeFeed, loadFunnelFile } from "./funnel.js";
 import { validateRecommend } from "./validate.js";
 
 describe("experiment assignment", () => {
@@ -43,6 +46,26 @@ describe("experiment assignment", () => {
     assert.deepEqual(f.recall.channels, { popular: 50 });
     assert.equal(f.recall.budgetMs, homeFeed.recall.budgetMs);
     assert.equal(f.rank.budgetMs, homeFeed.rank.budgetMs);
+  });
+});
+
+describe("loadFunnelFile", () => {
+  const write = (content: unknown) => {
+    const path = join(mkdtempSync(join(tmpdir(), "funnel-file-")), "funnel.json");
+    writeFileSync(path, JSON.stringify(content));
+    return path;
+  };
+
+  it("takes an evaluation cut after a stage", () => {
+    for (const stage of ["recall", "prerank", "rank"])
+      assert.equal(loadFunnelFile(write({ funnel: { stopAfter: stage } })).funnel?.stopAfter, stage);
+  });
+
+  it("refuses a cut after an unknown stage, naming the field and the valid stages", () => {
+    assert.throws(
+      () => loadFunnelFile(write({ funnel: { stopAfter: "rerank" } })),
+      /funnel\.stopAfter must be one of recall, prerank, rank, got "rerank"/,
+    );
   });
 });
 

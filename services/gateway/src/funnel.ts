@@ -31,7 +31,18 @@ export interface FunnelDefinition {
     readonly weights: Readonly<Record<string, number>>;
     /* failure: rank order, de-duplication and filters still applied */
   };
+  /**
+   * Offline evaluation only (`npm run eval:funnel`), never set in serving:
+   * answer with the candidates as they leave this stage, in that stage's
+   * order (its score), with the seen and excluded filters applied, and skip
+   * the later stages. It measures what each stage adds.
+   */
+  readonly stopAfter?: FunnelStage;
 }
+
+/** The stages after which an evaluation may cut the funnel. */
+export const CUT_STAGES = ["recall", "prerank", "rank"] as const;
+export type FunnelStage = (typeof CUT_STAGES)[number];
 
 export const homeFeed: FunnelDefinition = {
   id: "home_feed",
@@ -117,6 +128,12 @@ export function assignVariant(experiment: Experiment, userId: string): Variant {
 export function loadFunnelFile(path: string): FunnelFile {
   if (!path) return {};
   const parsed = JSON.parse(readFileSync(path, "utf8")) as FunnelFile;
+  const stop = parsed.funnel?.stopAfter;
+  if (stop !== undefined && !CUT_STAGES.includes(stop)) {
+    throw new Error(
+      `${path}: funnel.stopAfter must be one of ${CUT_STAGES.join(", ")}, got ${JSON.stringify(stop)}`,
+    );
+  }
   if (parsed.experiment) {
     if (!Array.isArray(parsed.experiment.variants) || parsed.experiment.variants.length === 0) {
       throw new Error(`${path}: experiment.variants must be a non-empty list`);

@@ -175,68 +175,75 @@ export class FunnelRunner {
       batch = CandidateFlow.fromRows(this.popularCandidates(funnel.recall.maxCandidates));
     }
 
-    // Prerank.
-    try {
-      const res = await timed("prerank", () =>
-        this.clients.prerank.prerank(
-          { user, candidates: batch.wire(), keep: funnel.prerank.keep },
-          callOpts(funnel.prerank.budgetMs),
-        ),
-      );
-      batch = CandidateFlow.fromWire(res.candidates);
-      modelVersions.prerank = res.modelVersion;
-    } catch (err) {
-      degrade("prerank_fallback", err);
-      const kept = [...batch.rows()]
-        .sort((a, b) => b.recallScore - a.recallScore)
-        .slice(0, funnel.prerank.keep);
-      for (const c of kept) c.prerankScore = c.recallScore;
-      batch = CandidateFlow.fromRows(kept);
-      modelVersions.prerank = "fallback:recall_score";
-    }
+    // Prerank, rank and rerank; an evaluation's `stopAfter` answers after any stage.
+    let final = await (async (): Promise<Candidate[]> => {
+      if (funnel.stopAfter === "recall") return this.localRerank(userView, batch.rows(), input);
 
-    // Rank.
-    try {
-      const sent = batch.size;
-      const res = await timed("rank", () =>
-        this.clients.rank.rank({ user, candidates: batch.wire() }, callOpts(funnel.rank.budgetMs)),
-      );
-      const ranked = CandidateFlow.fromWire(res.candidates);
-      if (ranked.size !== sent) throw new Error(`rank broke its contract: sent ${sent}, got ${ranked.size}`);
-      batch = ranked;
-      for (const d of res.degradations) degrade(d);
-      modelVersions.rank = res.modelVersion;
-    } catch (err) {
-      degrade("rank_fallback", err);
-      const rows = batch.rows();
-      for (const c of rows) c.score = c.prerankScore;
-      batch = CandidateFlow.fromRows(rows);
-      modelVersions.rank = "fallback:prerank_score";
-    }
+      // Prerank.
+      try {
+        const res = await timed("prerank", () =>
+          this.clients.prerank.prerank(
+            { user, candidates: batch.wire(), keep: funnel.prerank.keep },
+            callOpts(funnel.prerank.budgetMs),
+          ),
+        );
+        batch = CandidateFlow.fromWire(res.candidates);
+        modelVersions.prerank = res.modelVersion;
+      } catch (err) {
+        degrade("prerank_fallback", err);
+        const kept = [...batch.rows()]
+          .sort((a, b) => b.recallScore - a.recallScore)
+          .slice(0, funnel.prerank.keep);
+        for (const c of kept) c.prerankScore = c.recallScore;
+        batch = CandidateFlow.fromRows(kept);
+        modelVersions.prerank = "fallback:recall_score";
+      }
+      if (funnel.stopAfter === "prerank") return this.localRerank(userView, batch.rows(), input);
 
-    // Rerank.
-    let final: Candidate[];
-    try {
-      const res = await timed("rerank", () =>
-        this.clients.rerank.rerank(
-          {
-            user,
-            candidates: batch.wire(),
-            count: input.count,
-            excludeItemIds: [...input.excludeItemIds],
-            scoreWeights: funnel.rerank.weights,
-            query: input.query,
-          },
-          callOpts(funnel.rerank.budgetMs),
-        ),
-      );
-      final = decodeCandidates(res.candidates);
-      modelVersions.rerank = res.policyVersion;
-    } catch (err) {
-      degrade("rerank_fallback", err);
-      final = this.localRerank(userView, batch.rows(), input);
-      modelVersions.rerank = "fallback:rank_order";
-    }
+      // Rank.
+      try {
+        const sent = batch.size;
+        const res = await timed("rank", () =>
+          this.clients.rank.rank({ user, candidates: batch.wire() }, callOpts(funnel.rank.budgetMs)),
+        );
+        const ranked = CandidateFlow.fromWire(res.candidates);
+        if (ranked.size !== sent)
+          throw new Error(`rank broke its contract: sent ${sent}, got ${ranked.size}`);
+        batch = ranked;
+        for (const d of res.degradations) degrade(d);
+        modelVersions.rank = res.modelVersion;
+      } catch (err) {
+        degrade("rank_fallback", err);
+        const rows = batch.rows();
+        for (const c of rows) c.score = c.prerankScore;
+        batch = CandidateFlow.fromRows(rows);
+        modelVersions.rank = "fallback:prerank_score";
+      }
+      if (funnel.stopAfter === "rank") return this.localRerank(userView, batch.rows(), input);
+
+      // Rerank.
+      try {
+        const res = await timed("rerank", () =>
+          this.clients.rerank.rerank(
+            {
+              user,
+              candidates: batch.wire(),
+              count: input.count,
+              excludeItemIds: [...input.excludeItemIds],
+              scoreWeights: funnel.rerank.weights,
+              query: input.query,
+            },
+            callOpts(funnel.rerank.budgetMs),
+          ),
+        );
+        modelVersions.rerank = res.policyVersion;
+        return decodeCandidates(res.candidates);
+      } catch (err) {
+        degrade("rerank_fallback", err);
+        modelVersions.rerank = "fallback:rank_order";
+        return this.localRerank(userView, batch.rows(), input);
+      }
+    })();
 
     // `count` items whenever the catalogue has them: a short (or empty) answer is
     // filled from popular items the user has not seen. Fallback paths can come up
@@ -266,7 +273,7 @@ export class FunnelRunner {
     };
   }
 
-  /** Rank order with de-duplication and filters still applied. */
+  /** Score order (the last stage's score) with de-duplication and filters still applied. */
   private localRerank(user: UserView, candidates: Candidate[], input: RecommendInput): Candidate[] {
     const exclude = new Set(input.excludeItemIds);
     const ctx: StageContext = {
