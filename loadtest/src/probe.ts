@@ -138,8 +138,8 @@ export interface StackReport {
   readonly degradations: ReadonlyArray<{ service: string; kind: string; count: number }>;
   readonly rssBytes: ReadonlyArray<{ service: string; before: number; after: number }>;
   /**
-   * Each service's event loop and GC over the run, from prom-client's default
-   * metrics: event-loop delay p99/max (prom-client resets them at each scrape,
+   * Each service's event loop and GC over the run, from the metrics client's default
+   * metrics: event-loop delay p99/max (the client resets them at each scrape,
    * so the "after" scrape covers the run; its 10 ms sampling interval is taken
    * off) and GC pause time by kind (nodejs_gc_duration_seconds, diffed).
    */

@@ -274,7 +274,7 @@ export function stackText(stack: StackReport): string {
       ],
     ),
   );
-  out.push("\nEvent loop and GC of each service during the run (prom-client default metrics):");
+  out.push("\nEvent loop and GC of each service during the run (default metrics of @prometheus-io/client):");
   out.push(
     table(
       ["service", "loop delay p99 ms", "loop delay max ms", "GC ms", "GC % of wall", "GC by kind"],

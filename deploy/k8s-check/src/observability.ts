@@ -21,9 +21,9 @@ export const RULES_FILE = join("deploy", "prometheus", "recsys.rules.yml");
 /** Metrics that come from elsewhere than our code, with their source. */
 export const EXTERNAL_METRICS: Readonly<Record<string, string>> = {
   kafka_consumergroup_lag: "Strimzi's Kafka Exporter (Kafka.spec.kafkaExporter)",
-  nodejs_eventloop_lag_p99_seconds: "prom-client default metrics",
-  process_resident_memory_bytes: "prom-client default metrics",
-  process_cpu_seconds_total: "prom-client default metrics",
+  nodejs_eventloop_lag_p99_seconds: "@prometheus-io/client default metrics",
+  process_resident_memory_bytes: "@prometheus-io/client default metrics",
+  process_cpu_seconds_total: "@prometheus-io/client default metrics",
 };
 
 /** recsys_* metric names registered in the built services and shared code. */
