@@ -45,6 +45,11 @@ export interface Runtime<C> {
   ready(): void;
   /** Back to NOT_SERVING (a dependency failed at run time); `ready()` again once it recovers. */
   notReady(reason: string): void;
+  /**
+   * NOT_SERVING for good: damage an operator must look at (a quarantined log
+   * region). `ready()` no longer flips health to SERVING; calls still run.
+   */
+  fault(reason: string): void;
   isReady(): boolean;
   /** Throws UNAVAILABLE while the service is still loading. */
   requireReady(): void;
@@ -109,6 +114,7 @@ export function createRuntime<S extends EnvSpec>(
     shutdownGraceMs: config.RECSYS_SHUTDOWN_GRACE_MS,
   });
   let isReady = false;
+  let faulted: string | undefined;
   const shutdownHooks: Array<() => Promise<void> | void> = [];
   inProcess.push({
     async stop(signal) {
@@ -142,6 +148,10 @@ export function createRuntime<S extends EnvSpec>(
     },
     ready() {
       isReady = true;
+      if (faulted) {
+        logger.error({ reason: faulted }, "loaded, but health stays NOT_SERVING after a fault");
+        return;
+      }
       server.setServing(true);
       logger.info("ready: health SERVING");
     },
@@ -150,6 +160,14 @@ export function createRuntime<S extends EnvSpec>(
       isReady = false;
       server.setServing(false);
       logger.warn({ reason }, "not ready: health NOT_SERVING");
+    },
+    fault(reason) {
+      faulted ??= reason;
+      server.setServing(false);
+      logger.error(
+        { reason },
+        "fault: health NOT_SERVING until an operator repairs it and restarts the service",
+      );
     },
     isReady: () => isReady,
     requireReady() {

@@ -162,7 +162,8 @@ describe("catalog end to end (upsert -> items topic -> funnel)", { concurrency: 
       .trimEnd()
       .split("\n");
     const versions = lines.map(
-      (l) => JSON.parse(l) as { itemId: string; title: string; createdAtMs: number },
+      // each line: <crc32, 8 hex> TAB <JSON> (store.ts)
+      (l) => JSON.parse(l.slice(9)) as { itemId: string; title: string; createdAtMs: number },
     );
     const mine = versions.filter((v) => v.itemId === item.itemId);
     assert.equal(mine.length, 2, "append-only store: the latest line wins");

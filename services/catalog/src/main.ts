@@ -36,7 +36,11 @@ rt.server.add(CatalogService, {
 });
 
 await rt.start(cfg.RECSYS_CATALOG_ADDR);
-const store = await CatalogStore.open(cfg.RECSYS_CATALOG_STORE_DIR);
+const store = await CatalogStore.open(cfg.RECSYS_CATALOG_STORE_DIR, {
+  // A damaged line was moved to items.jsonl.corrupt: an operator decides what it was.
+  onDamage: (d) =>
+    rt.fault(`damaged line ${d.line} of the item store (${d.reason}), moved to ${d.quarantinedTo}`),
+});
 rt.onShutdown(() => store.close());
 let datasetItemIds = new Set<string>();
 try {
@@ -46,7 +50,9 @@ try {
 }
 
 const busCfg = cfg.RECSYS_KAFKA_BROKERS ? cfg : { ...cfg, RECSYS_BUS_DIR: catalogBusDir(cfg) };
-const { bus, topics } = await openBus("catalog", busCfg, rt.logger, rt.metrics);
+const { bus, topics } = await openBus("catalog", busCfg, rt.logger, rt.metrics, (d) =>
+  rt.fault(`damaged log region in ${d.segment} at offset ${d.offset}`),
+);
 rt.onShutdown(() => bus.close());
 const itemsTopic = topics.of("items");
 

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { CatalogStore, type StoredItem } from "./store.js";
+import { CatalogStore, type StoreDamage, type StoredItem } from "./store.js";
 
 const item = (itemId: string, title = itemId): StoredItem => ({
   itemId,
@@ -49,9 +49,43 @@ describe("CatalogStore", () => {
     await reopened.close();
     const lines = readFileSync(join(dir, "items.jsonl"), "utf8").trimEnd().split("\n");
     assert.deepEqual(
-      lines.map((l) => (JSON.parse(l) as StoredItem).itemId),
+      lines.map((l) => (JSON.parse(l.slice(9)) as StoredItem).itemId),
       ["a", "c"],
     );
+  });
+
+  it("moves a damaged line aside, keeps every line after it, and reports it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "catalog-store-"));
+    const store = await CatalogStore.open(dir);
+    for (const id of ["a", "b", "c", "d"]) await store.put([item(id)]);
+    await store.close();
+    const path = join(dir, "items.jsonl");
+    const bytes = readFileSync(path);
+    const second = bytes.indexOf(0x0a) + 1;
+    bytes[second + 20] = bytes[second + 20]! ^ 0x01; // one flipped bit in b's line
+    writeFileSync(path, bytes);
+
+    const reported: StoreDamage[] = [];
+    const reopened = await CatalogStore.open(dir, { onDamage: (d) => reported.push(d) });
+    assert.deepEqual([...reopened.values()].map((i) => i.itemId).sort(), ["a", "c", "d"]);
+    assert.equal(reported.length, 1);
+    assert.equal(reported[0]!.line, 2);
+    assert.equal(reported[0]!.reason, "checksum mismatch");
+    assert.match(readFileSync(`${path}.corrupt`, "utf8"), /"title":"b"/);
+    await reopened.close();
+    // moved out of the store: the next open finds nothing damaged
+    const again = await CatalogStore.open(dir, { onDamage: () => assert.fail("reported twice") });
+    assert.equal(again.size, 3);
+    await again.close();
+  });
+
+  it("still reads lines written before checksums", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "catalog-store-"));
+    writeFileSync(join(dir, "items.jsonl"), `${JSON.stringify(item("old"))}\n`);
+    const store = await CatalogStore.open(dir);
+    assert.equal(store.get("old")?.title, item("old").title);
+    assert.equal(store.damage.length, 0);
+    await store.close();
   });
 
   it("compacts a file that is mostly replaced lines", async () => {

@@ -1,9 +1,14 @@
 /**
- * The catalog's durable item store: an append-only JSON-lines file,
- * `<dir>/items.jsonl`, one stored item per line, the latest line of an item
- * id winning. A batch is one write and one fdatasync, after everything in it
- * was computed, so a batch is either stored whole or (after a crash mid-write)
- * cut at a line boundary that `open` repairs: a torn last line is dropped.
+ * The catalog's durable item store: an append-only file, `<dir>/items.jsonl`,
+ * one stored item per line (`<crc32 of the JSON, 8 hex>\t<JSON>`), the latest
+ * line of an item id winning. A batch is one write and one fdatasync, after
+ * everything in it was computed, so a batch is either stored whole or (after
+ * a crash mid-write) cut at a line boundary that `open` repairs: a torn last
+ * line (no newline yet) is dropped. Any other bad line (its checksum or JSON
+ * fails) is damage, never a reason to drop the lines after it: it is moved
+ * to `items.jsonl.corrupt`, reported (`damage`, `onDamage`) so the service
+ * can stop serving, and the file is rewritten without it. Lines written
+ * before checksums existed (plain JSON) are still read.
  *
  * `open` reads the file into memory and rewrites it without replaced lines
  * (write to a temporary file, fsync, rename) when more than half of its lines
@@ -11,8 +16,18 @@
  * text and fused vectors, so a restart never re-embeds anything.
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { type FileHandle, open, readFile, rename, truncate } from "node:fs/promises";
+import { appendFile, type FileHandle, open, readFile, rename, truncate } from "node:fs/promises";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
+
+/** A damaged line found on open, moved out of the store. */
+export interface StoreDamage {
+  /** Line number (1-based) in the file as it was found. */
+  readonly line: number;
+  readonly bytes: number;
+  readonly quarantinedTo: string;
+  readonly reason: string;
+}
 
 export interface StoredModality {
   readonly modality: string;
@@ -41,6 +56,9 @@ export interface StoredItem {
 
 export class CatalogStore {
   private readonly items = new Map<string, StoredItem>();
+  /** Damaged lines moved out when the store was opened. */
+  readonly damage: StoreDamage[] = [];
+  private failed: Error | undefined;
 
   private constructor(
     readonly path: string,
@@ -49,35 +67,45 @@ export class CatalogStore {
     private bytes: number,
   ) {}
 
-  static async open(dir: string): Promise<CatalogStore> {
+  static async open(
+    dir: string,
+    options: { onDamage?: (damage: StoreDamage) => void } = {},
+  ): Promise<CatalogStore> {
     mkdirSync(dir, { recursive: true });
     const path = join(dir, "items.jsonl");
     const loaded = new Map<string, StoredItem>();
+    const damage: StoreDamage[] = [];
     let lines = 0;
-    let bytes = 0; // length of the whole, parsable lines
+    let bytes = 0; // length of the whole lines
     if (existsSync(path)) {
       const raw = await readFile(path);
       let start = 0;
-      while (start < raw.length) {
+      for (let n = 1; start < raw.length; n++) {
         const nl = raw.indexOf(0x0a, start);
         if (nl < 0) break; // a torn last line: its batch was never acknowledged
-        let item: StoredItem;
-        try {
-          item = JSON.parse(raw.toString("utf8", start, nl)) as StoredItem;
-        } catch {
-          break;
+        const parsed = parseLine(raw.toString("utf8", start, nl));
+        if (typeof parsed === "string") {
+          const quarantinedTo = `${path}.corrupt`;
+          await appendFile(quarantinedTo, raw.subarray(start, nl + 1), { flush: true });
+          damage.push({ line: n, bytes: nl + 1 - start, quarantinedTo, reason: parsed });
+        } else {
+          loaded.set(parsed.itemId, parsed);
+          lines++;
         }
-        if (typeof item?.itemId !== "string") break;
-        loaded.set(item.itemId, item);
-        lines++;
         start = nl + 1;
       }
       bytes = start;
       if (start < raw.length) await truncate(path, start);
     }
-    if (lines > 2 * loaded.size && lines > 1_000) bytes = await rewrite(path, loaded.values());
+    // Damaged lines leave the file (they are in .corrupt); many replaced lines are compacted away.
+    if (damage.length > 0 || (lines > 2 * loaded.size && lines > 1_000))
+      bytes = await rewrite(path, loaded.values());
     const store = new CatalogStore(path, await open(path, "a"), bytes);
     for (const [id, item] of loaded) store.items.set(id, item);
+    for (const d of damage) {
+      store.damage.push(d);
+      options.onDamage?.(d);
+    }
     return store;
   }
 
@@ -103,8 +131,9 @@ export class CatalogStore {
    * later batch never follows a torn line.
    */
   async put(batch: readonly StoredItem[]): Promise<void> {
+    if (this.failed) throw this.failed;
     if (batch.length === 0) return;
-    const bytes = Buffer.from(batch.map((item) => `${JSON.stringify(item)}\n`).join(""), "utf8");
+    const bytes = Buffer.from(batch.map(formatLine).join(""), "utf8");
     try {
       let written = 0;
       while (written < bytes.length) {
@@ -113,7 +142,14 @@ export class CatalogStore {
       }
       await this.fh.datasync();
     } catch (err) {
-      await this.fh.truncate(this.bytes).catch(() => {});
+      try {
+        await this.fh.truncate(this.bytes);
+      } catch (undo) {
+        // Appending after bytes a reader cannot parse would lose what follows: stop.
+        this.failed = new Error(`catalog store ${this.path} stopped: a failed write could not be undone`, {
+          cause: undo,
+        });
+      }
       throw err;
     }
     this.bytes += bytes.length;
@@ -132,7 +168,7 @@ async function rewrite(path: string, items: Iterable<StoredItem>): Promise<numbe
   let size = 0;
   try {
     for (const item of items) {
-      const line = Buffer.from(`${JSON.stringify(item)}\n`, "utf8");
+      const line = Buffer.from(formatLine(item), "utf8");
       await fh.write(line);
       size += line.length;
     }
@@ -142,4 +178,27 @@ async function rewrite(path: string, items: Iterable<StoredItem>): Promise<numbe
   }
   await rename(tmp, path);
   return size;
+}
+
+/** One stored line: the checksum of the JSON, a tab, the JSON, a newline. */
+function formatLine(item: StoredItem): string {
+  const json = JSON.stringify(item);
+  return `${crc32(json).toString(16).padStart(8, "0")}\t${json}\n`;
+}
+
+/** The item of a line, or why the line is damaged. */
+function parseLine(line: string): StoredItem | string {
+  let json = line;
+  if (!line.startsWith("{")) {
+    const tab = line.indexOf("\t");
+    if (tab !== 8) return "no checksum";
+    json = line.slice(9);
+    if (crc32(json).toString(16).padStart(8, "0") !== line.slice(0, 8)) return "checksum mismatch";
+  }
+  try {
+    const item = JSON.parse(json) as StoredItem;
+    return typeof item?.itemId === "string" ? item : "no itemId";
+  } catch {
+    return "not JSON";
+  }
 }

@@ -26,6 +26,7 @@ import {
   type BusRecord,
   type EventBus,
   KafkaBus,
+  type LogDamage,
   openBus,
   SpillingPublisher,
   spillDir,
@@ -52,7 +53,9 @@ export async function openOnline(rt: GatewayRuntime, interactions: readonly Inte
   const cfg = rt.config;
   const { logger, metrics } = rt;
   const busMetrics = BusMetrics.of(metrics);
-  const { bus, topics } = await openBus("gateway", cfg, logger, metrics);
+  // A damaged region of a local log (quarantined on open, nothing dropped) needs an operator.
+  const onDamage = (d: LogDamage) => rt.fault(`damaged log region in ${d.segment} at offset ${d.offset}`);
+  const { bus, topics } = await openBus("gateway", cfg, logger, metrics, onDamage);
   // Closed in reverse order: the processor and the spill before the bus they use.
   const closers: Array<() => Promise<void>> = [() => bus.close()];
 
@@ -65,6 +68,7 @@ export async function openOnline(rt: GatewayRuntime, interactions: readonly Inte
       logger,
       metrics: busMetrics,
       sendTimeoutMs: cfg.RECSYS_BUS_SEND_TIMEOUT_MS,
+      onDamage,
     });
     publish = (topic, records, sync) => spill.publish(topic, records, { sync });
     if (bus instanceof KafkaBus) {

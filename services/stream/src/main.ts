@@ -51,7 +51,9 @@ for (let attempt = 1; ; attempt++) {
 }
 store.client.on("ready", () => void seed().catch((err) => rt.logger.warn({ err }, "re-import failed")));
 
-const { bus, topics } = await openBus("stream", cfg, rt.logger, rt.metrics);
+const { bus, topics } = await openBus("stream", cfg, rt.logger, rt.metrics, (d) =>
+  rt.fault(`damaged log region in ${d.segment} at offset ${d.offset}`),
+);
 const processor = new StreamProcessor({
   bus,
   topics,

@@ -9,6 +9,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import { EmbeddedBus } from "./embedded.js";
 import { KafkaBus, processClientId } from "./kafka.js";
+import type { LogDamage } from "./log.js";
 import { BusMetrics } from "./metrics.js";
 import { type EventBus, pause, withTimeout } from "./port.js";
 import { TopicNames } from "./topics.js";
@@ -50,6 +51,8 @@ export async function openBus(
   cfg: BusConfig,
   logger: Logger,
   metrics: Metrics,
+  /** The owner's reaction to a damaged embedded log (e.g. `rt.fault`). */
+  onDamage?: (damage: LogDamage) => void,
 ): Promise<{ bus: EventBus; topics: TopicNames }> {
   const topics = new TopicNames(cfg.RECSYS_BUS_TOPIC_PREFIX);
   const busMetrics = BusMetrics.of(metrics);
@@ -69,6 +72,7 @@ export async function openBus(
           logger,
           metrics: busMetrics,
           retentionBytes: cfg.RECSYS_BUS_RETENTION_BYTES,
+          onDamage,
         });
   // A broker that is down at start-up must not stop the service: publishes
   // spill to disk meanwhile, and the topics are created once it answers.

@@ -79,7 +79,17 @@ export class EmbeddedBus implements EventBus {
   log(topic: string): Promise<EmbeddedLog> {
     let log = this.logs.get(topic);
     if (!log) {
-      log = EmbeddedLog.open(topicDir(this.options.dir, topic), this.options);
+      log = EmbeddedLog.open(topicDir(this.options.dir, topic), {
+        ...this.options,
+        onDamage: (damage) => {
+          this.options.logger.error(
+            { ...damage, topic },
+            "embedded bus: a damaged region of the topic log was quarantined (its bytes are in quarantinedTo)",
+          );
+          this.options.metrics?.logDamage.inc({ log: `embedded:${topic}` });
+          this.options.onDamage?.(damage);
+        },
+      });
       this.logs.set(topic, log);
     }
     return log;

@@ -12,11 +12,24 @@
  *
  * Appends are group-committed: concurrent appends become one write, and one
  * fdatasync when any of them asked for `sync`. Unsynced appends are fsync'd
- * within `fsyncIntervalMs`. On open, a torn or corrupt tail (a crash in the
- * middle of a write) is truncated back to the last whole frame.
+ * within `fsyncIntervalMs`. A new segment's directory entry is fsync'd too.
+ *
+ * Failures never lose what was acknowledged:
+ * - A write or fsync that fails (a short write, ENOSPC, EIO) rejects its
+ *   batch and truncates the segment back to its last good size, so the next
+ *   append lands where readers expect it. If even that fails, the log stops:
+ *   every later append is refused with the cause (`failure`).
+ * - On open every segment is verified. Only a torn tail of the last segment
+ *   (a crash in the middle of a write: an incomplete last frame, or zeros) is
+ *   cut off. Any other damage (a frame whose checksum fails, with whole frames
+ *   after it, or a complete last frame that fails) is quarantined: its bytes
+ *   are copied to `<segment>.corrupt-<offset>`, replaced in place by a padding
+ *   frame of the same length (offsets stay valid; readers skip padding), and
+ *   reported (`damage`, `onDamage`), so the owner can count it and stop
+ *   serving. Nothing after the damage is dropped.
  */
 import { mkdirSync, readdirSync } from "node:fs";
-import { type FileHandle, open, readFile, rm, stat, truncate } from "node:fs/promises";
+import { type FileHandle, open, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 
@@ -35,12 +48,37 @@ export interface StoredRecord extends LogRecord {
 }
 
 export interface LogOptions {
+  /** Called for each damaged region found on open, once it is quarantined. */
+  readonly onDamage?: (damage: LogDamage) => void;
+  /** Opens the active segment for appending (tests inject write faults here). */
+  readonly openForAppend?: (path: string) => Promise<FileHandle>;
   /** A new segment starts once the active one reaches this size. */
   readonly segmentBytes?: number;
   /** Oldest whole segments are deleted while the log is bigger (Infinity keeps all). */
   readonly retentionBytes?: number;
   /** Upper bound on how long an unsynced append stays unsynced. */
   readonly fsyncIntervalMs?: number;
+}
+
+/** A damaged region found on open and quarantined. */
+export interface LogDamage {
+  readonly log: string;
+  readonly segment: string;
+  /** Log offset of the first damaged byte. */
+  readonly offset: number;
+  readonly bytes: number;
+  /** The file the damaged bytes were copied to. */
+  readonly quarantinedTo: string;
+}
+
+/**
+ * Padding frames replace quarantined bytes, and readers skip them: an empty
+ * key and a NaN timestamp, which no producer writes (their timestamps are
+ * clock readings), so any region of at least one frame's minimum size can be
+ * padded over.
+ */
+export function isPadding(record: Pick<LogRecord, "key" | "timestampMs">): boolean {
+  return record.key === "" && Number.isNaN(record.timestampMs);
 }
 
 /** Bytes before each frame's payload (length and crc32); exported for read-only tails (tail.ts). */
@@ -75,10 +113,13 @@ export class EmbeddedLog {
   private readonly waiters = new Set<() => void>();
   private readonly segmentBytes: number;
   private readonly retentionBytes: number;
+  private failed: Error | undefined;
+  /** Damaged regions quarantined when the log was opened. */
+  readonly damage: LogDamage[] = [];
 
   private constructor(
     readonly dir: string,
-    options: LogOptions,
+    private readonly options: LogOptions,
   ) {
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.retentionBytes = options.retentionBytes ?? Number.POSITIVE_INFINITY;
@@ -98,11 +139,21 @@ export class EmbeddedLog {
       const path = segmentPath(dir, base);
       log.segments.push({ base, path, size: (await stat(path)).size });
     }
-    if (log.segments.length === 0) log.segments.push({ base: 0, path: segmentPath(dir, 0), size: 0 });
-    await log.recoverTail();
-    const active = log.active;
-    log.writer = await open(active.path, "a");
+    const created = log.segments.length === 0;
+    if (created) log.segments.push({ base: 0, path: segmentPath(dir, 0), size: 0 });
+    for (const segment of log.segments) await log.verify(segment, segment === log.active);
+    log.writer = await log.openForAppend(log.active.path);
+    if (created) await syncDir(dir);
     return log;
+  }
+
+  /** Why the log refuses appends (a failed write it could not undo), if it does. */
+  get failure(): Error | undefined {
+    return this.failed;
+  }
+
+  private openForAppend(path: string): Promise<FileHandle> {
+    return this.options.openForAppend ? this.options.openForAppend(path) : open(path, "a");
   }
 
   /** Offset of the oldest retained record. */
@@ -131,6 +182,7 @@ export class EmbeddedLog {
    */
   append(records: readonly LogRecord[], sync = true): Promise<number> {
     if (this.closed) return Promise.reject(new Error(`log ${this.dir} is closed`));
+    if (this.failed) return Promise.reject(this.failed);
     if (records.length === 0) return Promise.resolve(this.endOffset);
     const bytes = Buffer.concat(records.map(encodeFrame));
     return new Promise<number>((resolve, reject) => {
@@ -144,21 +196,29 @@ export class EmbeddedLog {
       while (this.pending.length > 0) {
         const batch = this.pending;
         this.pending = [];
+        if (this.failed) {
+          for (const p of batch) p.reject(this.failed);
+          continue;
+        }
+        let goodSize: number | undefined;
         try {
           if (this.active.size >= this.segmentBytes) await this.roll();
+          goodSize = this.active.size;
           const bytes = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((p) => p.bytes));
           await writeAll(this.writer, bytes);
-          this.active.size += bytes.length;
           if (batch.some((p) => p.sync)) {
             await this.writer.datasync();
             this.dirty = false;
           } else {
             this.dirty = true;
           }
+          this.active.size += bytes.length;
           const end = this.endOffset;
           for (const p of batch) p.resolve(end);
           this.notify();
         } catch (err) {
+          if (goodSize !== undefined) await this.undoWrite(goodSize, err);
+          else this.failed ??= stopped(this.dir, "a new segment could not be started", err);
           for (const p of batch) p.reject(err);
         }
       }
@@ -167,12 +227,29 @@ export class EmbeddedLog {
     }
   }
 
+  /**
+   * A write or fsync failed after `goodSize` bytes of the active segment: cut
+   * whatever part of the batch reached the file, so the log ends on a whole
+   * frame again and the next append lands at `endOffset`. If that fails too,
+   * stop the log rather than append after bytes readers cannot parse.
+   */
+  private async undoWrite(goodSize: number, cause: unknown): Promise<void> {
+    try {
+      await this.writer.truncate(goodSize);
+      await this.writer.datasync();
+      this.active.size = goodSize;
+    } catch (err) {
+      this.failed ??= stopped(this.dir, `a failed write (${describe(cause)}) could not be undone`, err);
+    }
+  }
+
   private async roll(): Promise<void> {
     await this.writer.datasync();
     await this.writer.close();
     const base = this.endOffset;
     this.segments.push({ base, path: segmentPath(this.dir, base), size: 0 });
-    this.writer = await open(this.active.path, "a");
+    this.writer = await this.openForAppend(this.active.path);
+    await syncDir(this.dir); // the new segment's directory entry survives a crash
     await this.enforceRetention();
   }
 
@@ -192,12 +269,14 @@ export class EmbeddedLog {
   }
 
   private async syncIfDirty(): Promise<void> {
-    if (!this.dirty || this.closed || this.flushing) return;
+    if (!this.dirty || this.closed || this.flushing || this.failed) return;
     this.dirty = false;
     try {
       await this.writer.datasync();
-    } catch {
-      this.dirty = true;
+    } catch (err) {
+      // After a failed fsync the kernel may have dropped the dirty pages, and a
+      // retry can succeed without them: stop instead of trusting it.
+      this.failed ??= stopped(this.dir, "a background fsync failed", err);
     }
   }
 
@@ -235,7 +314,7 @@ export class EmbeddedLog {
         }
         const record = decodeFrame(buf, pos, from + pos);
         if (!record) throw new Error(`log ${this.dir}: corrupt record at offset ${from + pos}`);
-        records.push(record);
+        if (!isPadding(record)) records.push(record);
         pos += HEADER_BYTES + frameLength;
       }
       if (pos === 0) break;
@@ -284,22 +363,123 @@ export class EmbeddedLog {
     for (const s of this.segments) await (await s.reader?.catch(() => undefined))?.close();
   }
 
-  /** Truncates the last segment after its last whole, valid frame (a crash mid-write). */
-  private async recoverTail(): Promise<void> {
-    const segment = this.active;
+  /**
+   * Checks every frame of a segment. A torn tail of the last segment is cut
+   * off (a crash mid-write: nothing there was acknowledged); any other damage
+   * is quarantined and padded over (see the file comment).
+   */
+  private async verify(segment: Segment, last: boolean): Promise<void> {
     if (segment.size === 0) return;
     const buf = await readFile(segment.path);
-    let valid = 0;
-    while (valid + HEADER_BYTES <= buf.length) {
-      const frameLength = buf.readUInt32LE(valid);
-      if (frameLength > MAX_FRAME_BYTES || !decodeFrame(buf, valid, valid)) break;
-      valid += HEADER_BYTES + frameLength;
-    }
-    if (valid < buf.length) {
-      await truncate(segment.path, valid);
-      segment.size = valid;
+    let pos = 0;
+    while (pos < buf.length) {
+      const length = frameLength(buf, pos);
+      if (length > 0) {
+        pos += length;
+        continue;
+      }
+      const resume = resync(buf, pos + 1, last);
+      if (resume < 0 && last && tornTail(buf, pos)) {
+        await truncate(segment.path, pos);
+        segment.size = pos;
+        return;
+      }
+      const end = resume < 0 ? buf.length : resume;
+      await this.quarantine(segment, buf, pos, end);
+      pos = end;
     }
   }
+
+  /** Copies bytes [start, end) of a segment aside and pads over them in place. */
+  private async quarantine(segment: Segment, buf: Buffer, start: number, end: number): Promise<void> {
+    const offset = segment.base + start;
+    const quarantinedTo = `${segment.path}.corrupt-${offset}`;
+    if (end - start < HEADER_BYTES + FIXED_PAYLOAD_BYTES) {
+      throw new Error(
+        `log ${this.dir}: ${end - start} damaged bytes at offset ${offset} of ${segment.path} are too few to pad over; ` +
+          "move the segment aside by hand",
+      );
+    }
+    await writeFile(quarantinedTo, buf.subarray(start, end), { flush: true });
+    const padding = encodeFrame({
+      key: "",
+      value: new Uint8Array(end - start - HEADER_BYTES - FIXED_PAYLOAD_BYTES),
+      timestampMs: Number.NaN,
+    });
+    const fh = await open(segment.path, "r+");
+    try {
+      await fh.write(padding, 0, padding.length, start);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    padding.copy(buf, start);
+    const damage: LogDamage = {
+      log: this.dir,
+      segment: segment.path,
+      offset,
+      bytes: end - start,
+      quarantinedTo,
+    };
+    this.damage.push(damage);
+    this.options.onDamage?.(damage);
+  }
+}
+
+/** Length of the valid frame at `pos` (header included), or 0. */
+function frameLength(buf: Buffer, pos: number): number {
+  if (pos + HEADER_BYTES > buf.length) return 0;
+  const length = buf.readUInt32LE(pos);
+  if (length > MAX_FRAME_BYTES || !decodeFrame(buf, pos, pos)) return 0;
+  return HEADER_BYTES + length;
+}
+
+/**
+ * The first position at or after `from` where whole, valid frames run to the
+ * end of the segment (or, in the last segment, to a torn tail); -1 if none.
+ * A checksum makes a false match at a random position a 2^-32 event.
+ */
+function resync(buf: Buffer, from: number, last: boolean): number {
+  for (let p = from; p + HEADER_BYTES + FIXED_PAYLOAD_BYTES <= buf.length; p++) {
+    if (frameLength(buf, p) === 0) continue;
+    let q = p;
+    for (let n = frameLength(buf, q); n > 0; n = frameLength(buf, q)) q += n;
+    if (q === buf.length || (last && tornTail(buf, q))) return p;
+  }
+  return -1;
+}
+
+/**
+ * Whether the bytes from `pos` to the end are what an interrupted append
+ * leaves: fewer than a header, zeros, or a frame whose declared length runs
+ * past the end and whose bytes are not a whole frame with a damaged length.
+ */
+function tornTail(buf: Buffer, pos: number): boolean {
+  const rest = buf.length - pos;
+  if (rest < HEADER_BYTES) return true;
+  if (buf.subarray(pos).every((b) => b === 0)) return true;
+  const declared = buf.readUInt32LE(pos);
+  if (HEADER_BYTES + declared <= rest) return false; // complete but invalid: damage
+  // A flipped bit in the length field also "runs past the end": the payload's checksum tells.
+  return crc32(buf.subarray(pos + HEADER_BYTES)) !== buf.readUInt32LE(pos + 4);
+}
+
+/** fsync a directory, so that a file created in it survives a crash. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function stopped(dir: string, what: string, cause: unknown): Error {
+  return new Error(`log ${dir} stopped: ${what}: ${describe(cause)}`, { cause });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function segmentPath(dir: string, base: number): string {

@@ -15,9 +15,16 @@ export class BusMetrics {
   readonly droppedTotal: Counter<"topic" | "reason">;
   readonly bufferedRecords: Gauge<"topic">;
   readonly consumedTotal: Counter<"group" | "topic">;
+  readonly logDamage: Counter<"log">;
 
   constructor(readonly metrics: Metrics) {
     const registers = [metrics.registry];
+    this.logDamage = new Counter({
+      name: "recsys_bus_log_damage_total",
+      help: "Damaged regions of a local log (embedded bus topic, Kafka spill) found on open and quarantined",
+      labelNames: ["log"],
+      registers,
+    });
     this.publishedTotal = new Counter({
       name: "recsys_bus_published_total",
       help: "Records accepted by the bus, by topic and path (kafka, embedded, spill)",

@@ -16,7 +16,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../log.js";
-import { EmbeddedLog } from "./log.js";
+import { EmbeddedLog, type LogDamage } from "./log.js";
 import type { BusMetrics } from "./metrics.js";
 import { type BusRecord, type EventBus, type PublishOptions, pause, withTimeout } from "./port.js";
 
@@ -30,6 +30,8 @@ export interface SpillingPublisherOptions {
   readonly sendTimeoutMs?: number;
   /** Largest batch replayed in one publish, bytes. */
   readonly replayBatchBytes?: number;
+  /** Called when a spill log had a damaged region, quarantined on open (the owner stops serving). */
+  readonly onDamage?: (damage: LogDamage) => void;
 }
 
 export type PublishPath = "direct" | "spilled";
@@ -133,7 +135,17 @@ class TopicSpill {
     options: SpillingPublisherOptions,
     signal: AbortSignal,
   ): Promise<TopicSpill> {
-    const log = await EmbeddedLog.open(dir, { segmentBytes: 16 * 1024 * 1024 });
+    const log = await EmbeddedLog.open(dir, {
+      segmentBytes: 16 * 1024 * 1024,
+      onDamage: (damage) => {
+        options.logger.error(
+          { ...damage, topic },
+          "spill: a damaged region of the spill log was quarantined (its bytes are in quarantinedTo)",
+        );
+        options.metrics?.logDamage.inc({ log: `spill:${topic}` });
+        options.onDamage?.(damage);
+      },
+    });
     let replayed = log.startOffset;
     try {
       replayed = Math.max(replayed, Number(readFileSync(join(dir, "REPLAYED"), "utf8")));

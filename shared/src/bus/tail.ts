@@ -13,7 +13,14 @@
 import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../log.js";
-import { decodeFrame, HEADER_BYTES, MAX_FRAME_BYTES, SEGMENT_SUFFIX, type StoredRecord } from "./log.js";
+import {
+  decodeFrame,
+  HEADER_BYTES,
+  isPadding,
+  MAX_FRAME_BYTES,
+  SEGMENT_SUFFIX,
+  type StoredRecord,
+} from "./log.js";
 import { pause } from "./port.js";
 
 export interface TailRead {
@@ -106,7 +113,7 @@ export class EmbeddedLogTail {
             if (p + HEADER_BYTES + len > bytesRead) break;
             const record = decodeFrame(buf, p, seg.base + pos + p);
             if (!record) break;
-            records.push(record);
+            if (!isPadding(record)) records.push(record); // padding: quarantined damage (log.ts)
             p += HEADER_BYTES + len;
           }
           if (p === 0) break; // torn or not yet complete: read again later
