@@ -19,6 +19,8 @@ import {
   RecommendService,
 } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 
+import { applyOverrides, defaultExperiment, homeFeed } from "./funnel.js";
+
 const ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
 const DATA = join(ROOT, "data", "ml-latest-small");
 const BASE_PORT = Number(process.env.RECSYS_E2E_BASE_PORT ?? 56051);
@@ -93,6 +95,15 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
       assert.ok(item.reason.length > 0);
       assert.ok(Number.isFinite(item.score));
       assert.ok(item.taskScores.click !== undefined && item.taskScores.like !== undefined);
+    }
+    // The contract of `score`: the fused relevance with the variant's weights (not the sort key).
+    const variant = defaultExperiment.variants.find(
+      (v) => `${defaultExperiment.name}/${v.name}` === res.experimentVariant,
+    )!;
+    const weights = applyOverrides(homeFeed, variant.overrides).rerank.weights;
+    for (const item of res.items) {
+      const fused = Object.entries(item.taskScores).reduce((s, [t, v]) => s + (weights[t] ?? 0) * v, 0);
+      assert.ok(Math.abs(item.score - fused) < 1e-9, `${item.itemId}: score ${item.score}, fused ${fused}`);
     }
     const scores = res.items.map((i) => i.score);
     assert.ok(

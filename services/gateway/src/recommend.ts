@@ -188,6 +188,7 @@ export class FunnelRunner {
           ),
         );
         batch = CandidateFlow.fromWire(res.candidates);
+        for (const d of res.degradations) degrade(d); // e.g. prerank_no_model: its heuristic scored
         modelVersions.prerank = res.modelVersion;
       } catch (err) {
         degrade("prerank_fallback", err);

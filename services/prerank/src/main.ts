@@ -34,11 +34,14 @@ rt.server.add(PrerankService, {
         ? cfg.RECSYS_PRERANK_KEEP
         : requireIntInRange(req.keep, "keep", 1, cfg.RECSYS_PRERANK_MAX_CANDIDATES);
     const stage = { requestId: ctx.requestId, user, scene: "", query: "", deadline: ctx.deadline };
-    // The response has no degradations field: a fallback shows in model_version and the metrics.
     const scored = await scorer!.score(stage, candidates);
     scored.candidates.sort(byScoreDesc);
     const kept = keepWithReserves(scored.candidates, keep, cfg.RECSYS_PRERANK_RESERVED);
-    return { candidates: encodeCandidates(kept), modelVersion: scored.version };
+    return {
+      candidates: encodeCandidates(kept),
+      modelVersion: scored.version,
+      degradations: scored.degradations,
+    };
   },
 });
 

@@ -7,6 +7,8 @@
  * The expected order comes from the same model run in this process.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -111,6 +113,7 @@ describe("prerank service over gRPC (real prerank version)", { concurrency: fals
       { timeoutMs: 5_000 },
     );
     assert.equal(res.modelVersion, version);
+    assert.deepEqual(res.degradations, [], "the learned model answered");
     const kept = decodeCandidates(res.candidates);
     assert.equal(kept.length, keep);
     for (const c of kept) {
@@ -144,5 +147,53 @@ describe("prerank service over gRPC (real prerank version)", { concurrency: fals
     assert.equal(res.modelVersion, version);
     const unknown = expected.find((c) => c.itemId === "prerank-e2e-unknown-item")!;
     assert.ok(unknown.prerankScore > 0 && unknown.prerankScore < 1);
+  });
+});
+
+describe("prerank service without a learned model", { concurrency: false }, () => {
+  let prerank: ServiceProcess | undefined;
+  let client: ClientOf<typeof PrerankService>;
+  const target = `127.0.0.1:${BASE_PORT + 1}`;
+
+  before(async () => {
+    // A model store with the content vectors but no prerank version.
+    const store = mkdtempSync(join(tmpdir(), "prerank-no-model-"));
+    symlinkSync(join(STORE, "content"), join(store, "content"));
+    prerank = await startServiceProcess({
+      rootDir: ROOT,
+      service: "prerank",
+      env: {
+        RECSYS_PRERANK_ADDR: target,
+        RECSYS_METRICS_PORT: "0",
+        RECSYS_MODEL_STORE: store,
+        RECSYS_DATA_DIR: DATA,
+        RECSYS_LOG_LEVEL: "warn",
+      },
+      ready: async () => (await checkHealth(target)) === "SERVING",
+    });
+    client = createClient(PrerankService, target);
+  });
+
+  after(async () => {
+    client?.close();
+    await prerank?.stop();
+  });
+
+  it("scores with its heuristic and says so: a fallback version and the prerank_no_model degradation", async () => {
+    const user: UserView = {
+      userId: "15",
+      known: false,
+      blockedItemIds: [],
+      earlierSeenItemIds: [],
+      history: [],
+    };
+    const candidates = ["1", "2", "3", "4"].map((id, i) => newCandidate(id, { recallScore: 1 - i / 10 }));
+    const res = await client.prerank(
+      { user: encodeUser(user), candidates: encodeCandidates(candidates), keep: 3 },
+      { timeoutMs: 5_000 },
+    );
+    assert.match(res.modelVersion, /^fallback:/);
+    assert.deepEqual(res.degradations, ["prerank_no_model"]);
+    assert.equal(decodeCandidates(res.candidates).length, 3);
   });
 });
