@@ -212,7 +212,7 @@ try {
   }
   say(`${users.length} test users, ${train.length} training events; scratch ${scratch}`);
 
-  for (const row of rows) {
+  for (const [i, row] of rows.entries()) {
     if (!row.overrides) {
       const t0 = performance.now();
       results.push({ row, lists: itemCf(train, users, count), fallbacks: 0 });
@@ -230,7 +230,8 @@ try {
     if (row.rerankEnv) serviceEnv.rerank = { ...serviceEnv.rerank, ...row.rerankEnv };
     const stack = await LocalStack.start({
       rootDir: ROOT,
-      basePort: Number(values["base-port"]),
+      // Ports of their own per row: a stack that just stopped never holds the next one's.
+      basePort: Number(values["base-port"]) + 20 * i,
       dataDir: evalData,
       modelStore: evalStore,
       stateDir,
