@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/node-env.sh"
+source "$ROOT/scripts/reserve-ports.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 exec node deploy/local/dist/start.js "$@"

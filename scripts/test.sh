@@ -3,6 +3,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/node-env.sh"
+source "$ROOT/scripts/reserve-ports.sh"
 cd "$ROOT"
 RECSYS_SETUP_TRAIN=none bash scripts/setup.sh
 bash scripts/test-models.sh
