@@ -33,6 +33,7 @@ const USAGE = `usage: npm run loadtest -- --profile ${PROFILES.join("|")}|<file.
   --layout colocated|processes   LocalStack layout: the gateway and its four stages in one process
                       (default, as npm start runs it) or a process per service (gRPC hops, as on Kubernetes)
   --colocate a,b      colocated: the stages the gateway's process hosts (default all four; e.g. prerank,rank,rerank)
+  --threads a,b|none  colocated: hosted stages that run on a worker thread of their own (default recall, as npm start)
   --cpu-prof          profile the services' CPU (V8 sampler); summarise with node loadtest/dist/src/cpuprof.js DIR
   --results DIR       results root (default loadtest/results)  --quiet       no progress lines`;
 
@@ -62,6 +63,7 @@ async function main(): Promise<number> {
         "cpu-prof": { type: "boolean" },
         layout: { type: "string" },
         colocate: { type: "string" },
+        threads: { type: "string" },
         results: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -102,6 +104,18 @@ async function main(): Promise<number> {
   for (const s of colocate ?? [])
     if (!["recall", "prerank", "rank", "rerank"].includes(s)) fail(`--colocate: unknown stage "${s}"`);
   if (colocate && layout !== "colocated") fail("--colocate needs --layout colocated");
+  // As npm start runs it: recall on its own thread in the colocated layout ("none": no thread).
+  const recallHosted = (colocate ?? ["recall"]).includes("recall");
+  const threads = (
+    str("threads") ?? (layout === "colocated" && !str("target") && recallHosted ? "recall" : "none")
+  )
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s && s !== "none");
+  for (const s of threads)
+    if (!(colocate ?? ["recall", "prerank", "rank", "rerank"]).includes(s))
+      fail(`--threads: "${s}" is not a stage the gateway's process hosts`);
+  if (threads.length > 0 && layout !== "colocated") fail("--threads needs --layout colocated");
   const catalog = str("catalog") ?? "auto";
   if (!["auto", "on", "off"].includes(catalog)) fail("--catalog: auto, on or off");
   const stackEnv: Record<string, string> = {};
@@ -140,6 +154,7 @@ async function main(): Promise<number> {
     stackEnv,
     layout,
     colocate,
+    threads,
     cpuProfDir,
     resultsDir,
     log,

@@ -121,6 +121,7 @@ export interface SessionOptions {
   readonly layout?: StackLayout;
   /** Colocated layout: the stages the gateway's process hosts. */
   readonly colocate?: readonly string[];
+  readonly threads?: readonly string[];
   /** Run the services of a LocalStack started here with --cpu-prof, profiles written to this directory. */
   readonly cpuProfDir?: string;
   readonly resultsDir?: string;
@@ -164,6 +165,7 @@ export class Session {
         env: o.stackEnv,
         layout: o.layout,
         colocate: o.colocate as never,
+        threads: o.threads as never,
         nodeArgs: cpuProf
           ? Object.fromEntries(
               SERVICES.map((s) => [

@@ -8,9 +8,11 @@
  *   ...load models...
  *   rt.ready();                                  // health SERVING
  */
+import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { status } from "@grpc/grpc-js";
 import { type ConfigOf, type EnvSpec, env, loadConfigOrExit } from "./config.js";
 import { RpcError } from "./grpc/errors.js";
+import { localPaths, serveLocalToParent } from "./grpc/local.js";
 import { RpcServer } from "./grpc/server.js";
 import { createLogger, type Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
@@ -78,9 +80,29 @@ async function stopProcess(signal: string): Promise<void> {
   process.exit(0);
 }
 
+/**
+ * Something else the process must stop with its runtimes, in the same
+ * reverse order (a stage on a worker thread of the co-located layout).
+ */
+export function onProcessStop(name: string, logger: Logger, stop: (signal: string) => Promise<void>): void {
+  inProcess.push({ stop, logger });
+  logger.debug({ name }, "registered for process stop");
+}
+
+/** Set by the co-located host on a stage's worker thread (deploy/local/src/colocated.ts). */
+const onStageThread =
+  !isMainThread && (workerData as { recsysStageThread?: boolean } | null)?.recsysStageThread;
+
 function installProcessHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
+  if (onStageThread && parentPort) {
+    // A stage on a worker thread: the parent forwards calls and says when to stop.
+    serveLocalToParent(parentPort);
+    parentPort.on("message", (msg: { type?: string }) => {
+      if (msg.type === "stop") void stopProcess("parent thread");
+    });
+  }
   process.once("SIGTERM", () => void stopProcess("SIGTERM"));
   process.once("SIGINT", () => void stopProcess("SIGINT"));
   process.on("unhandledRejection", (err) => inProcess[0]?.logger.error({ err }, "unhandled rejection"));
@@ -154,6 +176,7 @@ export function createRuntime<S extends EnvSpec>(
       }
       server.setServing(true);
       logger.info("ready: health SERVING");
+      if (onStageThread) parentPort?.postMessage({ type: "ready", paths: localPaths() });
     },
     notReady(reason) {
       if (!isReady) return;

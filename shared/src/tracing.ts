@@ -168,3 +168,17 @@ export function endRpcSpan(span: Span, code: number, message?: string): void {
 export function withContext<T>(ctx: Context, fn: () => T): T {
   return context.with(ctx, fn);
 }
+
+/** The active trace context as W3C headers, to carry it to another thread (undefined when off). */
+export function traceCarrier(): Record<string, string> | undefined {
+  if (!tracingEnabled()) return undefined;
+  const carrier: Record<string, string> = {};
+  propagation.inject(context.active(), carrier);
+  return carrier;
+}
+
+/** Runs `fn` in the trace context a `traceCarrier` carried here. */
+export function withTraceCarrier<T>(carrier: Record<string, string> | undefined, fn: () => T): T {
+  if (!carrier || !tracingEnabled()) return fn();
+  return context.with(propagation.extract(ROOT_CONTEXT, carrier), fn);
+}

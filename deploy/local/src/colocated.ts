@@ -9,9 +9,18 @@
  * import resolves once the entry point's top-level code is done, i.e. when
  * that service is loaded and SERVING; the gateway comes last and finds its
  * stages registered for in-process calls (shared/src/grpc/local.ts).
- * Signals stop the services in reverse order (shared/src/runtime.ts).
+ *
+ * A step marked `thread` runs on a worker thread of its own instead (its own
+ * event loop, so on a 2-core machine the funnel uses both cores): the worker
+ * gets the step's environment as its process.env, and once the service there
+ * is SERVING its methods are forwarded to it from this thread
+ * (`forwardToWorker`). Signals stop the services in reverse order
+ * (shared/src/runtime.ts), the threads among them.
  */
+import { once } from "node:events";
 import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import { createLogger, forwardToWorker, onProcessStop } from "@recsys/shared";
 import type { ColocatedPlan } from "./stack.js";
 
 const raw = process.env.RECSYS_COLOCATED_PLAN;
@@ -21,7 +30,39 @@ if (!raw) {
 }
 const plan = JSON.parse(raw) as ColocatedPlan;
 const base = { ...process.env };
+const logger = createLogger("colocated");
+
+async function startOnThread(step: ColocatedPlan[number]): Promise<void> {
+  const worker = new Worker(new URL(pathToFileURL(step.entry).href), {
+    env: { ...base, ...step.env },
+    workerData: { recsysStageThread: true },
+  });
+  const ready = new Promise<string[]>((resolve, reject) => {
+    worker.on("message", (msg: { type?: string; paths?: string[] }) => {
+      if (msg.type === "ready") resolve(msg.paths ?? []);
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code) =>
+      reject(new Error(`${step.service} thread exited with code ${code} during start-up`)),
+    );
+  });
+  const paths = await ready;
+  forwardToWorker(worker, paths);
+  logger.info(
+    { stage: step.service, thread: worker.threadId, methods: paths },
+    "stage runs on its own thread",
+  );
+  onProcessStop(step.service, logger, async () => {
+    worker.postMessage({ type: "stop" });
+    await Promise.race([once(worker, "exit"), new Promise((r) => setTimeout(r, 10_000))]);
+  });
+}
+
 for (const step of plan) {
+  if (step.thread) {
+    await startOnThread(step);
+    continue;
+  }
   for (const key of Object.keys(process.env)) if (!(key in base)) delete process.env[key];
   Object.assign(process.env, base, step.env);
   await import(pathToFileURL(step.entry).href);

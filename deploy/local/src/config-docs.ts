@@ -63,6 +63,8 @@ export const DIRECT_ENV: Readonly<Record<string, string>> = {
   RECSYS_KAFKA_BROKERS:
     "npm start --full and the feedback and model-update benchmarks: the Kafka brokers the started services use",
   RECSYS_LAYOUT: "npm start: `colocated` (default) or `processes`; --layout wins",
+  RECSYS_THREADS:
+    "npm start, colocated layout: stages that run on a worker thread of their own (default `recall`; `none`); --threads wins",
   RECSYS_LOG_LEVEL:
     "Level of a logger created without one (CLIs, tools); the services take it from their config",
   RECSYS_MODEL_STORE:

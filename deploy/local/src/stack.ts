@@ -72,12 +72,23 @@ export interface StackOptions {
   readonly layout?: StackLayout;
   /** Colocated layout: the stages the gateway's process hosts (default all four); the others run alone. */
   readonly colocate?: readonly (typeof STAGES)[number][];
+  /**
+   * Colocated layout: hosted stages that run on a worker thread of their own
+   * (their own event loop, so a second core works for the funnel) rather than
+   * on the gateway's thread. Default none.
+   */
+  readonly threads?: readonly (typeof STAGES)[number][];
 }
 
 export type StackLayout = "processes" | "colocated";
 
 /** What colocated.ts runs: each service's entry point with its own environment, in order. */
-export type ColocatedPlan = Array<{ service: string; entry: string; env: Record<string, string> }>;
+export type ColocatedPlan = Array<{
+  service: string;
+  entry: string;
+  env: Record<string, string>;
+  thread?: boolean;
+}>;
 
 interface Running {
   child: ChildProcess;
@@ -258,6 +269,7 @@ export class LocalStack {
         service: s,
         entry: entryOf(s),
         env: this.ownEnv(s),
+        thread: (this.options.threads ?? []).includes(s as never),
       }));
       env = { ...process.env, RECSYS_COLOCATED_PLAN: JSON.stringify(plan) };
     }

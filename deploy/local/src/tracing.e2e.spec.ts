@@ -73,11 +73,17 @@ const STAGE_METHODS = [
   "RerankService/Rerank",
 ];
 
-for (const [i, layout] of (["colocated", "processes"] as StackLayout[]).entries()) {
-  describe(`tracing, ${layout} layout`, { concurrency: false }, () => {
+const LAYOUTS: Array<{ layout: StackLayout; threads: Array<"recall">; name: string }> = [
+  { layout: "colocated", threads: [], name: "colocated" },
+  { layout: "colocated", threads: ["recall"], name: "colocated-recall-thread" },
+  { layout: "processes", threads: [], name: "processes" },
+];
+
+for (const [i, { layout, threads, name }] of LAYOUTS.entries()) {
+  describe(`tracing, ${name} layout`, { concurrency: false }, () => {
     let stack: LocalStack;
     let collector: Awaited<ReturnType<typeof startCollector>>;
-    const logDir = join(ROOT, "var", "log", `e2e-tracing-${layout}`);
+    const logDir = join(ROOT, "var", "log", `e2e-tracing-${name}`);
 
     before(async () => {
       collector = await startCollector();
@@ -97,6 +103,7 @@ for (const [i, layout] of (["colocated", "processes"] as StackLayout[]).entries(
         },
         catalog: false,
         layout,
+        threads,
       });
     });
 
@@ -107,7 +114,7 @@ for (const [i, layout] of (["colocated", "processes"] as StackLayout[]).entries(
 
     it("gives one Recommend one trace with a server span per stage, and the trace id in its log lines", async () => {
       const client = createClient(RecommendService, stack.gatewayTarget);
-      const requestId = `trace-${layout}-${Date.now()}`;
+      const requestId = `trace-${name}-${Date.now()}`;
       try {
         const res = await client.recommend({ userId: "15", count: 10 }, { timeoutMs: 5_000, requestId });
         assert.equal(res.items.length, 10);
