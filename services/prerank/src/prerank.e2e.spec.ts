@@ -41,6 +41,22 @@ const STORE = resolve(ROOT, process.env.RECSYS_TEST_MODEL_STORE ?? "var/test-mod
 const DATA = join(ROOT, "data", "ml-latest-small");
 const BASE_PORT = Number(process.env.RECSYS_PRERANK_E2E_BASE_PORT ?? 56361);
 
+/** The prerank service as its own process on `target`, serving the model store `store`. */
+function startPrerank(target: string, store: string): Promise<ServiceProcess> {
+  return startServiceProcess({
+    rootDir: ROOT,
+    service: "prerank",
+    env: {
+      RECSYS_PRERANK_ADDR: target,
+      RECSYS_METRICS_PORT: "0",
+      RECSYS_MODEL_STORE: store,
+      RECSYS_DATA_DIR: DATA,
+      RECSYS_LOG_LEVEL: "warn",
+    },
+    ready: async () => (await checkHealth(target)) === "SERVING",
+  });
+}
+
 describe("prerank service over gRPC (real prerank version)", { concurrency: false }, () => {
   let prerank: ServiceProcess | undefined;
   let client: ClientOf<typeof PrerankService>;
@@ -85,18 +101,7 @@ describe("prerank service over gRPC (real prerank version)", { concurrency: fals
     assert.equal(scored.version, version);
     expected = scored.candidates;
 
-    prerank = await startServiceProcess({
-      rootDir: ROOT,
-      service: "prerank",
-      env: {
-        RECSYS_PRERANK_ADDR: target,
-        RECSYS_METRICS_PORT: "0",
-        RECSYS_MODEL_STORE: STORE,
-        RECSYS_DATA_DIR: DATA,
-        RECSYS_LOG_LEVEL: "warn",
-      },
-      ready: async () => (await checkHealth(target)) === "SERVING",
-    });
+    prerank = await startPrerank(target, STORE);
     client = createClient(PrerankService, target);
   });
 
@@ -159,18 +164,7 @@ describe("prerank service without a learned model", { concurrency: false }, () =
     // A model store with the content vectors but no prerank version.
     const store = mkdtempSync(join(tmpdir(), "prerank-no-model-"));
     symlinkSync(join(STORE, "content"), join(store, "content"));
-    prerank = await startServiceProcess({
-      rootDir: ROOT,
-      service: "prerank",
-      env: {
-        RECSYS_PRERANK_ADDR: target,
-        RECSYS_METRICS_PORT: "0",
-        RECSYS_MODEL_STORE: store,
-        RECSYS_DATA_DIR: DATA,
-        RECSYS_LOG_LEVEL: "warn",
-      },
-      ready: async () => (await checkHealth(target)) === "SERVING",
-    });
+    prerank = await startPrerank(target, store);
     client = createClient(PrerankService, target);
   });
 
