@@ -2,6 +2,7 @@ export * from "./affinity.js";
 export * from "./catalog.js";
 export * from "./config.js";
 export * from "./data/dataset.js";
+export * from "./data/metrics.js";
 export * from "./data/split.js";
 export * from "./encoder/index.js";
 export * from "./funnel/codec.js";

@@ -48,11 +48,21 @@ async function startOnThread(step: ColocatedPlan[number]): Promise<void> {
   });
   const paths = await ready;
   forwardToWorker(worker, paths);
+  // A stage thread that dies takes the process down, as a crash on the main thread
+  // would: the supervisor (LocalStack, Kubernetes) sees it, instead of a funnel
+  // whose calls to that stage time out for ever.
+  let stopping = false;
+  worker.on("exit", (code) => {
+    if (stopping) return;
+    logger.error({ stage: step.service, code }, "stage thread exited; stopping the process");
+    process.exit(1);
+  });
   logger.info(
     { stage: step.service, thread: worker.threadId, methods: paths },
     "stage runs on its own thread",
   );
   onProcessStop(step.service, logger, async () => {
+    stopping = true;
     worker.postMessage({ type: "stop" });
     await Promise.race([once(worker, "exit"), new Promise((r) => setTimeout(r, 10_000))]);
   });

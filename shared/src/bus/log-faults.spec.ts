@@ -60,4 +60,15 @@ describe("durable log under faults", () => {
     );
     await reopened.close();
   });
+
+  it("refuses a record that would read as padding, so no real record is ever skipped", async () => {
+    const log = await EmbeddedLog.open(mkdtempSync(join(tmpdir(), "log-")));
+    await assert.rejects(
+      log.append([{ key: "", value: new Uint8Array(1), timestampMs: Number.NaN }]),
+      /would read as padding/,
+    );
+    await log.append([rec(1)]);
+    assert.equal((await log.read(0)).records.length, 1);
+    await log.close();
+  });
 });

@@ -184,6 +184,10 @@ export class EmbeddedLog {
     if (this.closed) return Promise.reject(new Error(`log ${this.dir} is closed`));
     if (this.failed) return Promise.reject(this.failed);
     if (records.length === 0) return Promise.resolve(this.endOffset);
+    if (records.some(isPadding))
+      return Promise.reject(
+        new Error("a record with an empty key and a NaN timestamp would read as padding"),
+      );
     const bytes = Buffer.concat(records.map(encodeFrame));
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ bytes, sync, resolve, reject });

@@ -52,6 +52,7 @@ import {
   loadInteractions,
   loadItems,
   perUserTemporalSplit,
+  retrievalMetrics,
   writeSection,
 } from "@recsys/shared";
 import { RecommendService } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
@@ -286,45 +287,36 @@ interface Metrics {
 }
 
 function metricsOf(lists: Map<string, string[]>): Metrics {
-  let hr10 = 0;
-  let hr20 = 0;
-  let ndcg10 = 0;
-  let ndcg20 = 0;
+  const tops = users.map((u) => ({ user: u, items: (lists.get(u.userId) ?? []).slice(0, 20) }));
+  const ranked = retrievalMetrics(
+    tops.map((t) => ({ items: t.items, target: t.user.targets[0]!.itemId })),
+    [10, 20],
+    [10, 20],
+    items.length,
+    20,
+  );
   let diversity = 0;
   let shown = 0;
   let cold = 0;
   let fresh = 0;
-  const distinct = new Set<string>();
   const hits = new Set<string>();
-  for (const u of users) {
-    const list = (lists.get(u.userId) ?? []).slice(0, 20);
-    const rank = list.indexOf(u.targets[0]!.itemId);
-    if (rank >= 0 && rank < 20) {
-      hr20++;
-      ndcg20 += 1 / Math.log2(rank + 2);
-      hits.add(u.userId);
-    }
-    if (rank >= 0 && rank < 10) {
-      hr10++;
-      ndcg10 += 1 / Math.log2(rank + 2);
-    }
+  for (const { user, items: list } of tops) {
+    if (list.includes(user.targets[0]!.itemId)) hits.add(user.userId);
     diversity += genreDiversity(list.slice(0, 10));
     for (const id of list) {
-      distinct.add(id);
       shown++;
       const n = trainCount.get(id) ?? 0;
       if (n <= COLD_MAX_EVENTS) cold++;
       if (n === 0) fresh++;
     }
   }
-  const n = users.length;
   return {
-    hr10: hr10 / n,
-    hr20: hr20 / n,
-    ndcg10: ndcg10 / n,
-    ndcg20: ndcg20 / n,
-    coverage: distinct.size / items.length,
-    diversity10: diversity / n,
+    hr10: ranked.hr[10]!,
+    hr20: ranked.hr[20]!,
+    ndcg10: ranked.ndcg[10]!,
+    ndcg20: ranked.ndcg[20]!,
+    coverage: ranked.coverage,
+    diversity10: diversity / Math.max(1, tops.length),
     coldShare: shown ? cold / shown : 0,
     newShare: shown ? fresh / shown : 0,
     hits,

@@ -20,6 +20,8 @@ import {
   ModelWatcher,
   OnnxPool,
   perUserTemporalSplit,
+  type RankedResult,
+  retrievalMetrics,
   type StageContext,
   writeSection,
 } from "@recsys/shared";
@@ -34,7 +36,7 @@ import {
 } from "../models/sequence-model.js";
 import { RecallPipeline } from "../recall.js";
 import { buildSwing, DEFAULT_SWING_OPTIONS } from "../swing/build.js";
-import { hrChartSvg, type RankedResult, retrievalMetrics } from "./metrics.js";
+import { hrChartSvg } from "./metrics.js";
 
 const { values } = parseArgs({
   options: {

@@ -32,6 +32,8 @@ import {
   loadDataset,
   ModelWatcher,
   OnnxPool,
+  type RankedResult,
+  retrievalMetrics,
   type StageContext,
   timeQuantile,
   writeSection,
@@ -44,7 +46,6 @@ import { ContentIndex } from "../content/content-index.js";
 import { loadSequenceModel, type SequenceModel } from "../models/sequence-model.js";
 import { type ChannelConfig, RecallPipeline } from "../recall.js";
 import { buildSwing, DEFAULT_SWING_OPTIONS } from "../swing/build.js";
-import { type RankedResult, retrievalMetrics } from "./metrics.js";
 
 const { values } = parseArgs({
   options: {
