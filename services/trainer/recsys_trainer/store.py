@@ -15,6 +15,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -71,6 +72,23 @@ def _publish_lock(model_dir: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _finite(x):
+    """NaN and infinities (e.g. a cold-item AUC on a holdout without cold items) become null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def strict_json(x, indent: int | None = None) -> str:
+    """JSON that every parser reads: json.dumps writes NaN, which JSON.parse (the services, the
+    online trainer) refuses."""
+    return json.dumps(_finite(x), indent=indent, allow_nan=False)
+
+
 def publish(store: str | Path, model: str, version: str, staged: Path, manifest: dict,
             expect_current: str | None = None) -> Path:
     """Checksum every file in `staged`, write the manifest, move the directory into place
@@ -81,7 +99,7 @@ def publish(store: str | Path, model: str, version: str, staged: Path, manifest:
     job); otherwise raises StaleParent and leaves `staged` for the caller to remove."""
     files = {p.name: sha256_file(p) for p in sorted(staged.iterdir()) if p.is_file() and p.name != MANIFEST}
     manifest = {**manifest, "model": model, "version": version, "files": files}
-    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    (staged / MANIFEST).write_text(strict_json(manifest, indent=2) + "\n")
     model_dir = Path(store) / model
     final = model_dir / version
     with _publish_lock(model_dir):

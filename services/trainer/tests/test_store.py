@@ -40,6 +40,16 @@ class PublishTest(unittest.TestCase):
         store.publish(self.root, "em3", "v4", stage(self.root, "em3", "v4"), {}, expect_current="v3")
         self.assertEqual(store.read_current(self.root, "em3"), "v4")
 
+    def test_manifest_is_strict_json(self):
+        """The services parse manifests with JSON.parse: an undefined metric is written as null."""
+        import json
+        import math
+
+        store.publish(self.root, "em3", "v1", stage(self.root, "em3", "v1"),
+                      {"metrics": {"click_cold_auc": math.nan, "curve": [1.0, math.inf]}})
+        text = (self.root / "em3" / "v1" / store.MANIFEST).read_text()
+        self.assertNotIn("NaN", text)
+        self.assertEqual(json.loads(text)["metrics"], {"click_cold_auc": None, "curve": [1.0, None]})
 
 
 class StrictJsonTest(unittest.TestCase):
@@ -48,7 +58,7 @@ class StrictJsonTest(unittest.TestCase):
         import json
         import math
 
-        from recsys_trainer.__main__ import strict_json
+        from recsys_trainer.store import strict_json
         text = strict_json({"decision": "rejected", "holdout": {"click_auc": 0.6, "click_cold_auc": math.nan},
                             "curve": [1.0, math.inf]})
         self.assertNotIn("NaN", text)
