@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Train, evaluate and publish the prerank (two-tower) and EM3 rank models (docs/ranking.md).
 #
-#   bash scripts/train-rank.sh [--profile quick|default|full] [--data DIR] [--store DIR]
-#                              [--recall-store DIR] [--docs FILE]
+#   bash scripts/train-rank.sh [--profile quick|default|full] [--data DIR] [--store DIR] [--docs FILE]
 #
-# Defaults: --profile default, --data data/ml-latest-small, --store var/models,
-# --recall-store = --store. Needs the store's `content` model and the recall
-# store's `kuaiformer` model (replayed to make the negatives). Each run adds a
-# version of `em3` and of `prerank` and switches their CURRENT pointers.
-# --docs docs/evaluation.md rewrites the ranking section of that file.
+# Defaults: --profile default, --data data/ml-latest-small, --store var/models.
+# First trains a KuaiFormer on each user's events before the sample moments,
+# then replays the served recall stage (built TypeScript, that KuaiFormer, the
+# store's `content` model, Swing rebuilt likewise) at the moments before each
+# user's held-out last event (services/gateway/src/eval/replay-cli.ts); those
+# candidate sets are the samples. Each run adds a version of `em3` and of `prerank` and switches their
+# CURRENT pointers. --docs docs/evaluation.md rewrites the ranking section of that file.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,10 +17,10 @@ source "$ROOT/scripts/node-env.sh"
 say() { echo "train-rank: $*" >&2; }
 usage() { sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-profile="default" data="data/ml-latest-small" store="var/models" recall_store="" docs=""
+profile="default" data="data/ml-latest-small" store="var/models" docs=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile|--data|--store|--recall-store|--docs)
+    --profile|--data|--store|--docs)
       [ $# -ge 2 ] || { usage >&2; say "$1 needs a value"; exit 2; }
       k="${1#--}"; declare "${k//-/_}=$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -31,8 +32,21 @@ case "$profile" in quick|default|full) ;; *) say "--profile must be quick, defau
 cd "$ROOT"
 bash scripts/setup-python.sh
 [ -f "$data/interactions.tsv" ] || { say "$data/interactions.tsv not found: run 'npm run data' first"; exit 1; }
-args=(rank --profile "$profile" --data "$data" --store "$store" --recall-store "${recall_store:-$store}")
+[ -f services/gateway/dist/eval/replay-cli.js ] || { say "build the TypeScript first (npx tsc -b)"; exit 1; }
+config="services/trainer/configs/rank.$profile.json"
+read -r contexts users < <(node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(c.replay_contexts ?? 8, c.replay_users ?? 0)' "$config")
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/recsys-train-rank-XXXXXX")"
+trap 'rm -rf "$scratch"' EXIT
+# The replayed KuaiFormer must not have seen the sample moments (the served one never saw the
+# evaluation's held-out events): one of the same profile, trained on each user's events before them.
+say "training the replay's KuaiFormer on each user's events before the last $((contexts + 1))"
+node services/gateway/dist/eval/replay-cli.js --data "$data" --contexts "$contexts" --write-data "$scratch/data"
+bash scripts/train.sh --profile "$profile" --model kuaiformer --data "$scratch/data" --store "$scratch/models"
+say "replaying the served recall at $contexts moments per user (users: ${users/#0/all})"
+node services/gateway/dist/eval/replay-cli.js --data "$data" --store "$store" --sequence-store "$scratch/models" \
+  --contexts "$contexts" --users "$users" --out "$scratch/replay.tsv"
+args=(rank --profile "$profile" --data "$data" --store "$store" --replay "$scratch/replay.tsv")
 [ -n "$docs" ] && args+=(--docs "$docs")
 say "profile $profile, data $data, store $store"
 export PYTHONPATH="$ROOT/services/trainer${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1
-exec "$ROOT/.venv/bin/python" -m recsys_trainer "${args[@]}"
+"$ROOT/.venv/bin/python" -m recsys_trainer "${args[@]}"

@@ -239,10 +239,17 @@ describe("em3 model (real quick-profile version)", { concurrency: false }, () =>
       await rejects("tasks", /manifest.tasks must be/, (_d, m) => {
         m.tasks = ["click"];
       });
+      // cand_recall's width must be the number of recall features the manifest names
+      await rejects("recall-features", /input cand_recall is float32/, (_d, m) => {
+        m.recall_features = [...(m.recall_features as string[]), "channel:somewhere"];
+      });
+      await rejects("recall-feature-name", /manifest.recall_features must be/, (_d, m) => {
+        m.recall_features = ["recall_rank"];
+      });
       const loads = await rejects("content-dim", /content_dim is 128/, (_d, m) => {
         m.content_dim = 128;
       });
-      assert.match(loads, /model="em3",outcome="rejected",service="rank"\} 6/);
+      assert.match(loads, /model="em3",outcome="rejected",service="rank"\} 8/);
     });
 
     it("the prerank model is not an em3 model", async () => {

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 from .config import MODELS, PROFILES, load_config
+from .store import strict_json
 
 
-
-def _finite(x):
-    """NaN and infinities (e.g. a cold-item AUC on a holdout without cold items) become null."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
-
-
-def strict_json(x) -> str:
-    """JSON that every parser reads: json.dumps writes NaN, which JSON.parse (the online trainer) refuses."""
-    return json.dumps(_finite(x), allow_nan=False)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="recsys_trainer")
@@ -45,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     rk.add_argument("--profile", choices=PROFILES, default="default")
     rk.add_argument("--data", default="data/ml-latest-small")
     rk.add_argument("--store", default="var/models", help="where the content vectors are read and models published")
-    rk.add_argument("--recall-store", help="where the KuaiFormer replayed for negatives is read (default: --store)")
+    rk.add_argument("--replay", required=True,
+                    help="the served recall replayed at past moments (services/gateway/dist/eval/replay-cli.js)")
     rk.add_argument("--config", help="a config JSON instead of configs/rank.<profile>.json")
     rk.add_argument("--docs", help="write the ranking section of this evaluation markdown file")
     on = sub.add_parser("online", help="fine-tune a serving ranking model on a sample shard; publish if no regression")
@@ -97,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         from .rank_train import load_rank_config, run as run_rank
 
         cfg = load_rank_config(args.profile, args.config)
-        summary = run_rank(cfg, args.data, args.store, args.recall_store or args.store, args.docs)
+        summary = run_rank(cfg, args.data, args.store, args.replay, args.docs)
         print(json.dumps(summary, indent=2))
         return 0
 

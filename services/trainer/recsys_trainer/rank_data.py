@@ -1,20 +1,22 @@
-"""Training samples for the prerank and rank models (docs/ranking.md).
+"""Training samples for the prerank and rank models (docs/ranking.md): the funnel's job.
 
-What is real and what is simulated:
-- Every MovieLens rating is a real interaction and becomes a positive exposure:
-  `click` = 1, `like` = 1 when the rating is >= 4.
-- MovieLens has no impression log, so the negatives (shown, not engaged) are
-  simulated, per positive event of user u at time t:
-  * `recall_negatives` items the funnel's main recall channel would have shown:
-    the published KuaiFormer encoder (ONNX, the serving artefact) replayed on
-    u's history before t, top `recall_depth` unseen items;
-  * `popular_negatives` items drawn by training-period popularity;
-  * `fresh_negatives` items that were new at t (first rated in the `fresh_days`
-    before t), as the `fresh` channel would show; these give cold items negatives.
-- A candidate negative the user rated at any time is dropped (not a negative).
-- Split: global temporal. Events before the `val_quantile` timestamp train,
-  [val, test) validate, after the `test_quantile` timestamp test. Items and users
-  with no training-period event are out of the models' vocabularies (cold).
+The later stages order what recall hands over, so that what the user engages with
+next comes first. Their samples are exactly that:
+- Sample moments: for every user, the `contexts` events before the user's last
+  one (the last is held out for `npm run eval:funnel` and is never read).
+- Candidates: the served recall stage replayed at each moment over gRPC
+  (services/gateway/src/eval/replay-cli.ts): its code, models and the funnel's
+  quotas, with the user's history strictly before the moment. Its output file is
+  read here (`read_replay`).
+- Labels: the event at the moment is the positive (`click` = 1, `like` = 1 when
+  the rating is >= 4); `negatives` candidates drawn from the replayed set are the
+  negatives (`click` = `like` = 0). A candidate the user rated at any time is not
+  a negative (the recall models saw most of the data, so such items are likely
+  engagements; as negatives they would be label noise). Only sample selection
+  looks at the future, never a feature.
+- Split by moment, per user: the latest moment tests, the one before validates
+  (early stopping), the rest train. Items and users with no event outside the
+  held-out ones are out of the vocabularies (cold, OOV index 1).
 - No leakage: a sample's features (its user history) use only the user's events
   with a timestamp strictly before the sample's; `check_no_leakage` verifies it
   for every context and the pipeline refuses to train otherwise.
@@ -74,21 +76,6 @@ def load_content(store: str | Path, ds: Dataset) -> ContentTable:
 
 
 @dataclass
-class TemporalSplit:
-    t_val: int
-    t_test: int
-
-    def part(self, ts: np.ndarray) -> np.ndarray:
-        """0 train, 1 validation, 2 test."""
-        return np.where(ts < self.t_val, 0, np.where(ts < self.t_test, 1, 2))
-
-
-def temporal_split(ds: Dataset, val_quantile: float, test_quantile: float) -> TemporalSplit:
-    q = np.quantile(ds.timestamps, [val_quantile, test_quantile])
-    return TemporalSplit(int(q[0]), int(q[1]))
-
-
-@dataclass
 class Vocab:
     """The models' vocabularies: dataset index -> model index (1 = OOV / cold)."""
     item_map: np.ndarray     # [ds.vocab_size] int64
@@ -114,16 +101,25 @@ class Vocab:
         return header + "\n" + "".join(f"{i + first}\t{n}\n" for i, n in enumerate(names))
 
 
-def build_vocab(ds: Dataset, split: TemporalSplit) -> Vocab:
-    train = ds.timestamps < split.t_val
-    warm_items = np.unique(ds.items[train])
+def held_out_mask(ds: Dataset) -> np.ndarray:
+    """[num_interactions] True for each user's last event: what `npm run eval:funnel` holds out
+    (the canonical order is by user, then time, as the services' per-user split reads it)."""
+    last = np.zeros(ds.num_interactions, bool)
+    lengths = ds.lengths()
+    last[(ds.offsets[1:] - 1)[lengths >= 2]] = True
+    return last
+
+
+def build_vocab(ds: Dataset, known: np.ndarray) -> Vocab:
+    """Vocabularies of the items and users of the events where `known` is True."""
+    warm_items = np.unique(ds.items[known])
     warm_items = warm_items[warm_items >= FIRST_ITEM_IDX]
     item_map = np.full(ds.vocab_size, OOV_IDX, np.int64)
     item_map[PAD_IDX] = PAD_IDX
     item_map[warm_items] = np.arange(len(warm_items)) + FIRST_ITEM_IDX
     item_ids = [ds.item_ids[i - FIRST_ITEM_IDX] for i in warm_items]
     user_of = np.repeat(np.arange(ds.num_users), ds.lengths())
-    warm_users = np.unique(user_of[train])
+    warm_users = np.unique(user_of[known])
     user_map = np.full(ds.num_users, OOV_IDX, np.int64)
     user_map[warm_users] = np.arange(len(warm_users)) + FIRST_ITEM_IDX
     user_ids = [ds.user_ids[u] for u in warm_users]
@@ -143,7 +139,9 @@ class Samples:
     s_item: np.ndarray          # [S] dataset item index
     s_click: np.ndarray         # [S] float32
     s_like: np.ndarray          # [S] float32
-    s_kind: np.ndarray          # [S] 0 positive, 1 recall negative, 2 popular negative, 3 fresh negative
+    s_kind: np.ndarray          # [S] 0 positive, 1 negative (a replayed recall candidate)
+    ctx_replay: np.ndarray | None = None   # [K] the replay moment of each context (build_samples)
+    s_recall: np.ndarray | None = None     # [S, R] float32 cand_recall row of each sample (None: zeros)
 
     def part_mask(self, part: int) -> np.ndarray:
         return self.ctx_part[self.s_ctx] == part
@@ -189,174 +187,135 @@ def check_no_leakage(samples: Samples) -> int:
     return int(present.sum())
 
 
-class RecallReplay:
-    """The serving KuaiFormer recall replayed offline: the published user encoder (ONNX) on a
-    history window, max-over-interests inner product against the item table, top `depth`."""
+@dataclass
+class Replay:
+    """The served recall replayed at past moments (replay-cli.ts output), in dataset index space."""
+    channels: list[str]
+    header: dict
+    ctx_user: np.ndarray      # [K] dataset user index
+    ctx_ts: np.ndarray        # [K] unix seconds
+    ctx_item: np.ndarray      # [K] dataset item index of the event at the moment (the positive)
+    ctx_rating: np.ndarray    # [K] float rating of that event
+    offsets: np.ndarray       # [K + 1] candidates of moment k: cand_*[offsets[k]:offsets[k + 1]]
+    cand_item: np.ndarray     # [T] dataset item index (recall's order), 0 for an item the dataset lacks
+    cand_mask: np.ndarray     # [T] channel bits (bit i = channels[i])
+    cand_score: np.ndarray    # [T] recall score (what prerank and rank read as recall_score)
 
-    def __init__(self, store: str | Path, ds: Dataset, model: str = "kuaiformer"):
-        import json
+    def candidates(self, k: int) -> np.ndarray:
+        return self.cand_item[self.offsets[k]:self.offsets[k + 1]]
 
-        import onnxruntime as ort
+    @property
+    def recall_features(self) -> list[str]:
+        """Names of the `cand_recall` columns: the recall score, then one 0/1 column per channel."""
+        return ["recall_score", *(f"channel:{c}" for c in sorted(self.channels))]
 
-        store = Path(store)
-        cur = store / model / "CURRENT"
-        if not cur.exists():
-            raise FileNotFoundError(f"{cur} not found: train the recall models first (scripts/train.sh)")
-        self.version = cur.read_text().strip()
-        vdir = store / model / self.version
-        m = json.loads((vdir / "manifest.json").read_text())
-        self.L, self.D, N = int(m["max_seq_len"]), int(m["embedding_dim"]), int(m["vocab_size"])
-        table = np.fromfile(vdir / "item_embeddings.f32", dtype="<f4").reshape(N, self.D)
-        vocab = {}
-        for line in (vdir / "item_vocab.tsv").read_text().split("\n")[1:]:
-            if line:
-                i, item = line.split("\t")
-                vocab[item] = int(i)
-        # model index of every dataset index (OOV when the recall model does not know the item)
-        self.to_model = np.full(ds.vocab_size, OOV_IDX, np.int64)
-        self.to_model[PAD_IDX] = PAD_IDX
-        self.table = np.zeros((ds.vocab_size, self.D), np.float32)  # in dataset index space
-        for k, item in enumerate(ds.item_ids):
-            mi = vocab.get(item)
-            if mi is not None:
-                self.to_model[k + FIRST_ITEM_IDX] = mi
-                self.table[k + FIRST_ITEM_IDX] = table[mi]
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 2
-        self.sess = ort.InferenceSession(str(vdir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.ds = ds
-
-    def top(self, hist_items: np.ndarray, hist_ts: np.ndarray, ratings: np.ndarray, depth: int,
-            batch: int = 256) -> np.ndarray:
-        """hist_* are [B, Lh] left-padded windows in dataset index space; returns [B, depth] dataset
-        indices (history items excluded)."""
-        from .buckets import gap_buckets_from_gaps, GAP_FIRST, PAD
-
-        out = np.zeros((len(hist_items), depth), np.int64)
-        for s in range(0, len(hist_items), batch):
-            h = hist_items[s:s + batch][:, -self.L:]
-            t = hist_ts[s:s + batch][:, -self.L:]
-            r = ratings[s:s + batch][:, -self.L:]
-            if h.shape[1] < self.L:
-                pad = self.L - h.shape[1]
-                h, t, r = (np.pad(a, ((0, 0), (pad, 0))) for a in (h, t, r))
-            valid = h != PAD_IDX
-            prev_valid = np.zeros_like(valid)
-            prev_valid[:, 1:] = valid[:, :-1]
-            gaps = t - np.concatenate([t[:, :1], t[:, :-1]], axis=1)
-            gap_b = np.where(prev_valid, gap_buckets_from_gaps(gaps), GAP_FIRST)
-            gap_b = np.where(valid, gap_b, PAD)
-            feeds = {"item_idx": self.to_model[h], "rating_bucket": np.where(valid, r, PAD).astype(np.int64),
-                     "gap_bucket": gap_b.astype(np.int64)}
-            interests = self.sess.run(["interests"], feeds)[0]          # [b, K, D]
-            scores = np.einsum("bkd,nd->bkn", interests, self.table).max(1)  # [b, N]
-            scores[:, :FIRST_ITEM_IDX] = -np.inf
-            np.put_along_axis(scores, hist_items[s:s + batch], -np.inf, axis=1)
-            part = np.argpartition(-scores, depth, axis=1)[:, :depth]
-            order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1)
-            out[s:s + batch] = np.take_along_axis(part, order, 1)
+    def recall_rows(self, k: int) -> np.ndarray:
+        """[n, R] float32 `cand_recall` rows of moment k's candidates (columns: recall_features)."""
+        a, b = self.offsets[k], self.offsets[k + 1]
+        out = np.zeros((b - a, 1 + len(self.channels)), np.float32)
+        out[:, 0] = self.cand_score[a:b]
+        for col, c in enumerate(sorted(self.channels), start=1):
+            out[:, col] = (self.cand_mask[a:b] >> self.channels.index(c)) & 1
         return out
+
+
+def read_replay(path: str | Path, ds: Dataset) -> Replay:
+    import json
+
+    item_index = {item: i + FIRST_ITEM_IDX for i, item in enumerate(ds.item_ids)}
+    user_index = {u: i for i, u in enumerate(ds.user_ids)}
+    with open(path) as f:
+        header = json.loads(f.readline())
+        users, ts, items, ratings, offsets, cands, masks, scores = [], [], [], [], [0], [], [], []
+        for n, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 7:
+                raise ValueError(f"{path}:{n}: expected 7 tab-separated fields, got {len(parts)}")
+            user, t_ms, item, rating, ids, bits, recall_scores = parts
+            if user not in user_index or item not in item_index:
+                raise ValueError(f"{path}:{n}: user {user} or item {item} is not in the dataset")
+            users.append(user_index[user])
+            ts.append(int(t_ms) // 1000)
+            items.append(item_index[item])
+            ratings.append(float(rating))
+            ids = ids.split(",") if ids else []
+            cands.extend(item_index.get(i, PAD_IDX) for i in ids)
+            masks.extend(int(b) for b in bits.split(",")) if bits else None
+            scores.extend(float(x) for x in recall_scores.split(",")) if recall_scores else None
+            offsets.append(len(cands))
+            if not len(masks) == len(scores) == len(cands):
+                raise ValueError(f"{path}:{n}: {len(ids)} candidates, but not as many channel masks and scores")
+    order = np.lexsort((np.asarray(ts), np.asarray(users)))   # by user, then time
+    off = np.asarray(offsets, np.int64)
+    cand_item, cand_mask = np.asarray(cands, np.int64), np.asarray(masks, np.int64)
+    cand_score = np.asarray(scores, np.float32)
+    pieces = [np.r_[off[k]:off[k + 1]] for k in order]
+    perm = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+    new_off = np.r_[0, np.cumsum([len(p) for p in pieces])].astype(np.int64)
+    return Replay(list(header.get("channels", [])), header, np.asarray(users, np.int64)[order],
+                  np.asarray(ts, np.int64)[order], np.asarray(items, np.int64)[order],
+                  np.asarray(ratings, np.float64)[order], new_off, cand_item[perm], cand_mask[perm],
+                  cand_score[perm])
 
 
 @dataclass
 class SampleConfig:
     max_hist_len: int = 50
-    val_quantile: float = 0.8
-    test_quantile: float = 0.9
-    recall_negatives: int = 2
-    recall_depth: int = 100
-    recall_every: int = 10        # the recall is replayed once per this many events of a user
-    popular_negatives: int = 2
-    popular_alpha: float = 0.75
-    fresh_negatives: int = 1
-    fresh_days: int = 365
+    negatives: int = 64           # drawn from each moment's replayed candidates
     max_users: int = 0            # 0 = all (quick profile: a subset)
 
 
-def build_samples(ds: Dataset, split: TemporalSplit, replay: RecallReplay, cfg: SampleConfig,
-                  seed: int = 0, log=print) -> Samples:
+def build_samples(ds: Dataset, replay: Replay, cfg: SampleConfig, seed: int = 0, log=print) -> Samples:
+    """One context per replayed moment whose positive recall handed over (the later stages can only
+    order what they receive): the positive and `negatives` other candidates of its recall set, each
+    with its `cand_recall` row (recall score, channels) as serving sees it."""
     g = np.random.default_rng(seed)
+    K = len(replay.ctx_user)
+    keep = np.ones(K, bool)
+    if cfg.max_users:
+        users = np.unique(replay.ctx_user)
+        if cfg.max_users < len(users):
+            keep = np.isin(replay.ctx_user, np.sort(g.choice(users, cfg.max_users, replace=False)))
+    recalled = np.array([bool((replay.candidates(k) == replay.ctx_item[k]).any()) for k in range(K)], bool)
+    rows = np.flatnonzero(keep & recalled)
+    ctx_user, ctx_ts = replay.ctx_user[rows], replay.ctx_ts[rows]
+    # part by moment within the user: latest tests, the one before validates, the rest train
+    from_end = np.zeros(len(rows), np.int64)
+    for i in range(len(rows) - 2, -1, -1):
+        from_end[i] = from_end[i + 1] + 1 if ctx_user[i] == ctx_user[i + 1] else 0
+    part = np.where(from_end == 0, 2, np.where(from_end == 1, 1, 0))
+    hist, hist_ts, _ = history_windows(ds, ctx_user, ctx_ts, cfg.max_hist_len)
+
     user_of = np.repeat(np.arange(ds.num_users), ds.lengths())
-    users = np.arange(ds.num_users)
-    if cfg.max_users and cfg.max_users < ds.num_users:
-        users = np.sort(g.choice(users, cfg.max_users, replace=False))
-    keep = np.isin(user_of, users)
-    pos = np.flatnonzero(keep)                                   # one context per positive event
-    ctx_user, ctx_ts = user_of[pos], ds.timestamps[pos]
-    L = cfg.max_hist_len
-    hist, hist_ts, _ = history_windows(ds, ctx_user, ctx_ts, L)
-    part = split.part(ctx_ts)
-    # the recall encoder's window (its own length, with rating buckets as side input)
-    r_items, r_ts, r_ratings = history_windows(ds, ctx_user, ctx_ts, replay.L)
-
-    # 1. recall replay, once per `recall_every` events of a user (history as of that event)
-    first_of_user = np.r_[True, ctx_user[1:] != ctx_user[:-1]]
-    rank_in_user = np.arange(len(pos)) - np.maximum.accumulate(np.where(first_of_user, np.arange(len(pos)), 0))
-    anchor = (rank_in_user % cfg.recall_every) == 0
-    anchor_rows = np.flatnonzero(anchor)
-    log(f"[rank-samples] replaying recall {replay.version} at {len(anchor_rows)} points "
-        f"for {len(pos)} positives of {len(users)} users")
-    recalled = replay.top(r_items[anchor_rows], r_ts[anchor_rows], r_ratings[anchor_rows], cfg.recall_depth)
-    anchor_of = np.maximum.accumulate(np.where(anchor, np.arange(len(pos)), 0))
-    slot_of_anchor = np.full(len(pos), -1, np.int64)
-    slot_of_anchor[anchor_rows] = np.arange(len(anchor_rows))
-    rec = recalled[slot_of_anchor[anchor_of]]                  # [K, depth]; anchor is at or before the row
-
-    # 2. popularity sampling distribution: training-period counts
-    train = ds.timestamps < split.t_val
-    counts = np.bincount(ds.items[train], minlength=ds.vocab_size).astype(np.float64)
-    counts[:FIRST_ITEM_IDX] = 0
-    p_pop = counts ** cfg.popular_alpha
-    p_pop /= p_pop.sum()
-    # 3. first-rating time of every item (its "release" into the catalogue, for fresh negatives)
-    first_ts = np.full(ds.vocab_size, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(first_ts, ds.items, ds.timestamps)
-    by_first = np.argsort(first_ts, kind="stable")
-    sorted_first = first_ts[by_first]
-
-    K = len(pos)
-    s_ctx, s_item, s_kind = [np.arange(K)], [ds.items[pos]], [np.zeros(K, np.int64)]
-    s_click, s_like = [np.ones(K, np.float32)], [(ds.ratings[pos] >= _rating_bucket_of(4.0)).astype(np.float32)]
-
-    def add(ctx, items, kind):
-        s_ctx.append(ctx)
-        s_item.append(items)
-        s_kind.append(np.full(len(ctx), kind, np.int64))
-        s_click.append(np.zeros(len(ctx), np.float32))
-        s_like.append(np.zeros(len(ctx), np.float32))
-
-    if cfg.recall_negatives:
-        cols = g.integers(0, cfg.recall_depth, size=(K, cfg.recall_negatives))
-        items = np.take_along_axis(rec, cols, 1)
-        add(np.repeat(np.arange(K), cfg.recall_negatives), items.ravel(), 1)
-    if cfg.popular_negatives:
-        items = g.choice(ds.vocab_size, size=K * cfg.popular_negatives, p=p_pop)
-        add(np.repeat(np.arange(K), cfg.popular_negatives), items, 2)
-    if cfg.fresh_negatives:
-        lo = np.searchsorted(sorted_first, ctx_ts - cfg.fresh_days * DAY, side="left")
-        hi = np.searchsorted(sorted_first, ctx_ts, side="left")
-        ok = hi > lo
-        rows = np.repeat(np.flatnonzero(ok), cfg.fresh_negatives)
-        pick = lo[rows] + (g.random(len(rows)) * (hi[rows] - lo[rows])).astype(np.int64)
-        add(rows, by_first[pick], 3)
-
-    s = Samples(ctx_user, ctx_ts, hist, hist_ts, part, np.concatenate(s_ctx), np.concatenate(s_item),
-                np.concatenate(s_click), np.concatenate(s_like), np.concatenate(s_kind))
-    # A negative the user interacted with at any time (before t, at t, or later) is not a negative:
-    # drop it. (The replayed recall model saw most of the data, so its top items for a user are often
-    # ones the user rates later; as negatives they would be label noise. Only sample selection looks
-    # at the future here, never a feature.)
-    user_items = ds.items.astype(np.int64) + user_of.astype(np.int64) * ds.vocab_size
-    key = s.s_item + s.ctx_user[s.s_ctx] * ds.vocab_size
-    own = (s.s_kind > 0) & (np.isin(key, user_items) | (s.s_item < FIRST_ITEM_IDX))
-    if own.any():
-        k = ~own
-        s = Samples(s.ctx_user, s.ctx_ts, s.ctx_hist, s.ctx_hist_ts, s.ctx_part, s.s_ctx[k], s.s_item[k],
-                    s.s_click[k], s.s_like[k], s.s_kind[k])
-    return s
-
-
-def _rating_bucket_of(r: float) -> int:
-    from .buckets import rating_buckets
-
-    return int(rating_buckets(np.array([r]))[0])
+    rated = set((user_of.astype(np.int64) * ds.vocab_size + ds.items).tolist())
+    like_at = 4.0
+    s_ctx, s_item, s_kind, s_click, s_like, s_recall = [], [], [], [], [], []
+    for c, k in enumerate(rows):
+        u = int(replay.ctx_user[k])
+        cands = replay.candidates(k)
+        feats = replay.recall_rows(k)
+        at = int(np.flatnonzero(cands == replay.ctx_item[k])[0])
+        s_ctx.append(c)
+        s_item.append(int(cands[at]))
+        s_kind.append(0)
+        s_click.append(1.0)
+        s_like.append(1.0 if replay.ctx_rating[k] >= like_at else 0.0)
+        s_recall.append(feats[at:at + 1])
+        ok = np.flatnonzero([int(i) >= FIRST_ITEM_IDX and u * ds.vocab_size + int(i) not in rated for i in cands])
+        if len(ok) == 0 or not cfg.negatives:
+            continue
+        pick = ok if len(ok) <= cfg.negatives else np.sort(g.choice(ok, cfg.negatives, replace=False))
+        s_ctx.extend([c] * len(pick))
+        s_item.extend(int(i) for i in cands[pick])
+        s_kind.extend([1] * len(pick))
+        s_click.extend([0.0] * len(pick))
+        s_like.extend([0.0] * len(pick))
+        s_recall.append(feats[pick])
+    log(f"[rank-samples] {len(rows)} replayed moments of {len(np.unique(ctx_user))} users whose positive was "
+        f"recalled (of {int(keep.sum())}), {len(s_item)} samples ({cfg.negatives} recall negatives per moment)")
+    R = 1 + len(replay.channels)
+    return Samples(ctx_user, ctx_ts, hist, hist_ts, part, np.asarray(s_ctx, np.int64), np.asarray(s_item, np.int64),
+                   np.asarray(s_click, np.float32), np.asarray(s_like, np.float32), np.asarray(s_kind, np.int64),
+                   rows, np.concatenate(s_recall) if s_recall else np.zeros((0, R), np.float32))

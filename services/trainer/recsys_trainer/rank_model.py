@@ -17,8 +17,12 @@ EM3Rank: ID embeddings (user, item, genres, year) and trainable content modules:
 Serving layout (one ONNX run per request): the user side has batch 1 and is
 broadcast over the N candidates; nothing is computed per (candidate, candidate).
 
+Both read `cand_recall` [N, R]: what recall says about each candidate (its recall
+score and one 0/1 column per channel), as an embedding crossed into the MMoE and a
+wide term on each logit (EM3), or an additive MLP term (prerank).
+
 TwoTowerPrerank: user tower (user ID + mean of the history's item IDs) and item
-tower (item ID, genres, year, text vector); score = <u, v>.
+tower (item ID, genres, year, text vector); score = <u, v> + f(recall features).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class RankModelConfig:
     dropout: float = 0.1
     use_id: bool = True
     use_content: bool = True
+    recall_dim: int = 1          # R of the cand_recall input [N, R] (recall score, one column per channel)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -171,6 +176,11 @@ class EM3Rank(nn.Module):
             self.cic_content = nn.Linear(d, d)
             self.cic_id = nn.Linear(d, d)
             n_feat += 3           # content, user content interest, their product
+        # What recall says about the candidate (its score and channels): an embedding crossed like the
+        # others, and a wide term on each task's logit.
+        self.recall = nn.Sequential(nn.Linear(cfg.recall_dim, d), nn.ReLU(), nn.Linear(d, d))
+        self.recall_wide = nn.Linear(cfg.recall_dim, len(self.TASKS))
+        n_feat += 1
         self.mmoe = MMoE(n_feat * d, cfg, len(self.TASKS))
 
     def content_embedding(self, content, has_content, genres, year):
@@ -178,8 +188,8 @@ class EM3Rank(nn.Module):
         return self.fusion(content, has_content, g, y)
 
     def logits(self, user_idx, hist_item_idx, hist_genres, hist_year, hist_content, cand_item_idx,
-               cand_genres, cand_year, cand_content, cand_has_content, ctx: torch.Tensor | None = None,
-               hist_unique: tuple | None = None):
+               cand_genres, cand_year, cand_content, cand_has_content, cand_recall,
+               ctx: torch.Tensor | None = None, hist_unique: tuple | None = None):
         """User side [U, ...] and candidates [N, ...]. Serving: U = 1, broadcast over the candidates.
         Training: `ctx` [N] names each candidate's user row, so a user side is computed once per
         context however many samples share it. Returns (click logits, like logits, candidate
@@ -212,13 +222,16 @@ class EM3Rank(nn.Module):
                 c_h = self.content_embedding(hist_content, hist_has, hist_genres, hist_year)   # [U, L, d]
             interest = self.content_attention(c_t, per_cand(c_h), mask)
             feats += [c_t, interest, c_t * interest]
+        feats.append(self.recall(cand_recall))
         click, like = self.mmoe(torch.cat(feats, -1))
-        return click, like, c_t, e_t
+        wide = self.recall_wide(cand_recall)
+        return click + wide[:, 0], like + wide[:, 1], c_t, e_t
 
     def forward(self, user_idx, hist_item_idx, hist_genres, hist_year, hist_content, cand_item_idx,
-                cand_genres, cand_year, cand_content, cand_has_content):
+                cand_genres, cand_year, cand_content, cand_has_content, cand_recall):
         click, like, _, _ = self.logits(user_idx, hist_item_idx, hist_genres, hist_year, hist_content,
-                                        cand_item_idx, cand_genres, cand_year, cand_content, cand_has_content)
+                                        cand_item_idx, cand_genres, cand_year, cand_content, cand_has_content,
+                                        cand_recall)
         return torch.sigmoid(click), torch.sigmoid(like)
 
     def cic_loss(self, c_t: torch.Tensor, e_t: torch.Tensor, item_idx: torch.Tensor,
@@ -254,9 +267,10 @@ class TwoTowerPrerank(nn.Module):
         self.user_tower = nn.Sequential(nn.Linear(2 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, d))
         self.item_tower = nn.Sequential(nn.Linear(4 * d, 2 * d), nn.ReLU(), nn.Linear(2 * d, d))
         self.bias = nn.Parameter(torch.zeros(1))
+        self.recall = nn.Sequential(nn.Linear(cfg.recall_dim, d), nn.ReLU(), nn.Linear(d, 1))
 
     def forward(self, user_idx, hist_item_idx, cand_item_idx, cand_genres, cand_year, cand_content,
-                cand_has_content, ctx: torch.Tensor | None = None):
+                cand_has_content, cand_recall, ctx: torch.Tensor | None = None):
         m = (hist_item_idx > 0).to(torch.float32).unsqueeze(-1)
         mean = (self.item(hist_item_idx) * m).sum(1) / m.sum(1).clamp(min=1.0)
         u = self.user_tower(torch.cat([self.user(user_idx), mean], -1))          # [U, d]
@@ -265,4 +279,4 @@ class TwoTowerPrerank(nn.Module):
         g, y = self.item_feat(cand_genres, cand_year)
         text = self.text(cand_content) * cand_has_content.unsqueeze(-1)
         v = self.item_tower(torch.cat([self.item(cand_item_idx), g, y, text], -1))  # [N, d]
-        return (u * v).sum(-1) + self.bias
+        return (u * v).sum(-1) + self.bias + self.recall(cand_recall).squeeze(-1)

@@ -130,7 +130,9 @@ def online_update(model_name: str, store_dir: str | Path, data_dir: str | Path, 
     model = EM3Rank(cfg) if model_name == "em3" else TwoTowerPrerank(cfg)
     model.load_state_dict(torch.load(vdir / "weights.pt", weights_only=True))
     model.eval()
-    feats = Features(ds, _OnlineVocab(item_map, user_map), content)
+    # The impression log does not carry recall's view of a shown item yet: cand_recall is zeros here, so
+    # the first layers' weights on it get no gradient and only their biases move.
+    feats = Features(ds, _OnlineVocab(item_map, user_map), content, len(manifest.get("recall_features", [])) or 1)
     before = evaluate(model, feats, s, 1, feats.vocab)
     tuned = copy.deepcopy(model)
     tc = RankTrainConfig(epochs=epochs, batch_contexts=256, lr=lr, oov_dropout=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -45,4 +46,34 @@ def write_tiny_dataset(out: Path, users: int = 120, items: int = 300, seed: int 
         f.write("user_id\titem_id\ttimestamp\trating\n")
         for u, i, t, r in rows:
             f.write(f"{u}\t{i}\t{t}\t{r:g}\n")
+    return out
+
+
+def write_replay(data_dir: Path, out: Path, contexts: int = 3, candidates: int = 40, seed: int = 11) -> Path:
+    """A recall replay file in the format of services/gateway/src/eval/replay-cli.ts for a dataset:
+    per user, the `contexts` events before the held-out last one, each with `candidates` catalogue
+    items the user had not rated before the moment (the moment's own item among them half the time).
+    The real replay runs the recall service; these tests exercise what the trainer does with its file."""
+    g = np.random.default_rng(seed)
+    items = [line.split("\t")[0] for line in (data_dir / "items.tsv").read_text().splitlines()[1:] if line]
+    rows: dict[str, list[tuple[str, int, str]]] = {}
+    for line in (data_dir / "interactions.tsv").read_text().splitlines()[1:]:
+        if line:
+            u, i, t, r = line.split("\t")
+            rows.setdefault(u, []).append((i, int(t), r))
+    lines = [json.dumps({"channels": ["kuaiformer", "swing", "popular"], "contexts": contexts})]
+    for u, events in rows.items():
+        events.sort(key=lambda e: e[1])
+        for at in range(max(1, len(events) - 1 - contexts), len(events) - 1):
+            item, t, rating = events[at]
+            seen = {e[0] for e in events[:at]}
+            pool = [x for x in items if x not in seen and x != item]
+            cands = list(g.choice(pool, size=candidates - 1, replace=False))
+            if g.random() < 0.5:
+                cands.insert(int(g.integers(0, len(cands) + 1)), item)
+            masks = [int(g.integers(1, 8)) for _ in cands]
+            scores = [f"{x:.4f}" for x in np.sort(g.random(len(cands)))[::-1]]
+            lines.append("\t".join([u, str(t * 1000), item, rating, ",".join(cands), ",".join(map(str, masks)),
+                                     ",".join(scores)]))
+    out.write_text("\n".join(lines) + "\n")
     return out

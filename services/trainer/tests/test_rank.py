@@ -8,7 +8,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from fixtures import write_tiny_dataset
+from fixtures import write_replay, write_tiny_dataset
 
 import numpy as np
 import torch
@@ -16,8 +16,8 @@ import torch
 from recsys_trainer import store
 from recsys_trainer.__main__ import main
 from recsys_trainer.data import FIRST_ITEM_IDX, load_dataset
-from recsys_trainer.rank_data import (RecallReplay, SampleConfig, Samples, build_samples, check_no_leakage,
-                                      temporal_split)
+from recsys_trainer.rank_data import (SampleConfig, Samples, build_samples, check_no_leakage, held_out_mask,
+                                      read_replay)
 from recsys_trainer.rank_model import EM3Rank, RankModelConfig, TwoTowerPrerank
 from recsys_trainer.rank_train import (EM3_INPUTS, PRERANK_INPUTS, auc, export, gauc, parity, probe_inputs)
 
@@ -53,7 +53,8 @@ class RankPipelineTest(unittest.TestCase):
                          "--store", str(cls.store), "--no-baselines"]) == 0
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            rc = main(["rank", "--profile", "quick", "--data", str(cls.data), "--store", str(cls.store)])
+            rc = main(["rank", "--profile", "quick", "--data", str(cls.data), "--store", str(cls.store),
+                       "--replay", str(write_replay(cls.data, root / "replay.tsv"))])
         assert rc == 0, rc
         cls.summary = json.loads(out.getvalue())
 
@@ -176,7 +177,12 @@ class RankPipelineTest(unittest.TestCase):
         m = self.summary["ablations"]["id+content"]
         for key in ("click_auc", "click_gauc", "like_auc", "like_gauc"):
             self.assertTrue(0.0 <= m[key] <= 1.0, key)
-        self.assertIn("ndcg@10_recall", self.summary["funnel"])
+        f = self.summary["funnel"]
+        for name in ("recall", "prerank", "em3:id+content", "prerank>em3:id+content"):
+            self.assertTrue(0.0 <= f[f"ndcg@10_{name}"] <= f[f"hr@10_{name}"] <= f[f"hr@20_{name}"] <= 1.0, name)
+        # half the tiny replay's moments hold their positive; a hit needs it recalled
+        self.assertGreater(f["recalled"], 0)
+        self.assertLessEqual(f["hr@20_recall"], f["recalled"] / f["moments"])
 
 
 class ParityTest(unittest.TestCase):
@@ -195,12 +201,14 @@ class ParityTest(unittest.TestCase):
 
     def test_em3(self):
         torch.manual_seed(0)
-        cfg = RankModelConfig(num_users=10, num_items=50, num_genres=6, num_years=132, content_dim=16, dim=8)
+        cfg = RankModelConfig(num_users=10, num_items=50, num_genres=6, num_years=132, content_dim=16, dim=8,
+                              recall_dim=4)
         self.check(EM3Rank(cfg), EM3_INPUTS, ["click", "like"], False)
 
     def test_prerank(self):
         torch.manual_seed(0)
-        cfg = RankModelConfig(num_users=10, num_items=50, num_genres=6, num_years=132, content_dim=16, dim=8)
+        cfg = RankModelConfig(num_users=10, num_items=50, num_genres=6, num_years=132, content_dim=16, dim=8,
+                              recall_dim=4)
         self.check(TwoTowerPrerank(cfg), PRERANK_INPUTS, ["score"], True)
 
 
@@ -234,13 +242,9 @@ class SamplesTest(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         root = Path(cls.tmp.name)
         data = write_tiny_dataset(root / "tiny")
-        st = root / "store"
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            assert main(["train", "--profile", "quick", "--model", "kuaiformer", "--data", str(data),
-                         "--store", str(st), "--no-baselines"]) == 0
         cls.ds = load_dataset(data)
-        cls.split = temporal_split(cls.ds, 0.8, 0.9)
-        cls.samples = build_samples(cls.ds, cls.split, RecallReplay(st, cls.ds), SampleConfig(max_hist_len=10),
+        cls.replay = read_replay(write_replay(data, root / "replay.tsv"), cls.ds)
+        cls.samples = build_samples(cls.ds, cls.replay, SampleConfig(max_hist_len=10, negatives=8),
                                     log=lambda _: None)
 
     @classmethod
@@ -259,20 +263,46 @@ class SamplesTest(unittest.TestCase):
         with self.assertRaises(AssertionError):
             check_no_leakage(leaky)
 
-    def test_labels(self):
+    def test_the_held_out_events_are_never_samples_or_history(self):
         s, ds = self.samples, self.ds
+        held = held_out_mask(ds)
+        self.assertEqual(int(held.sum()), ds.num_users)
+        user_of = np.repeat(np.arange(ds.num_users), ds.lengths())
+        pos = s.s_kind == 0
+        # every history is strictly before its moment, which is strictly before the user's held-out event
+        last_ts = ds.timestamps[held]
+        self.assertTrue(np.all(s.ctx_ts <= last_ts[np.searchsorted(user_of[held], s.ctx_user)]))
+        self.assertEqual(int(pos.sum()), len(s.ctx_user))
+
+    def test_labels_and_parts(self):
+        s, ds, r = self.samples, self.ds, self.replay
         pos = s.s_kind == 0
         self.assertTrue(np.all(s.s_click[pos] == 1) and np.all(s.s_click[~pos] == 0))
         self.assertTrue(np.all(s.s_like[~pos] == 0))
-        # like = rating >= 4 (rating bucket >= 8 in half stars)
-        # (every event of every user is a positive here: SampleConfig.max_users = 0)
-        self.assertEqual(int(pos.sum()), len(ds.items))
-        self.assertAlmostEqual(float(s.s_like[pos].mean()), float((ds.ratings >= 8).mean()), places=6)
-        # a negative is never the context's positive nor in its history, and never padding/OOV
+        np.testing.assert_array_equal(s.s_like[pos], (r.ctx_rating[s.ctx_replay] >= 4).astype(np.float32))
+        # a negative comes from its moment's recall set, is never padding/OOV, and the user never rated it
         neg = np.flatnonzero(~pos)
         self.assertTrue(np.all(s.s_item[neg] >= FIRST_ITEM_IDX))
-        self.assertFalse((s.ctx_hist[s.s_ctx[neg]] == s.s_item[neg][:, None]).any())
-        self.assertEqual(set(np.unique(s.s_kind)), {0, 1, 2, 3})
+        user_of = np.repeat(np.arange(ds.num_users), ds.lengths())
+        rated = set((user_of * ds.vocab_size + ds.items).tolist())
+        for j in neg[:500]:
+            c = s.s_ctx[j]
+            self.assertIn(s.s_item[j], set(r.candidates(s.ctx_replay[c]).tolist()))
+            self.assertNotIn(int(s.ctx_user[c]) * ds.vocab_size + int(s.s_item[j]), rated)
+        # only moments whose positive recall handed over; each sample carries its recall row as replayed
+        self.assertLess(len(s.ctx_user), len(r.ctx_user))
+        for j in range(0, len(s.s_item), 7):
+            k = s.ctx_replay[s.s_ctx[j]]
+            at = np.flatnonzero(r.candidates(k) == s.s_item[j])[0]
+            np.testing.assert_array_equal(s.s_recall[j], r.recall_rows(k)[at])
+        # per user: the latest moment tests, the one before validates
+        for u in np.unique(s.ctx_user)[:20]:
+            rows = np.flatnonzero(s.ctx_user == u)
+            parts = s.ctx_part[rows[np.argsort(s.ctx_ts[rows], kind="stable")]]
+            self.assertEqual(parts[-1], 2)
+            if len(rows) > 1:
+                self.assertEqual(parts[-2], 1)
+                self.assertTrue(np.all(parts[:-2] == 0))
 
 
 class MetricTest(unittest.TestCase):

@@ -104,9 +104,8 @@ try {
   const inference: number[] = [];
   for (let i = 0; i < iterations; i++) {
     const { ctx, candidates } = request(warmup + i);
-    const ids = candidates.map((c) => c.itemId);
     let t = performance.now();
-    const { feeds } = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, ids);
+    const { feeds } = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, candidates);
     build.push(performance.now() - t);
     inference.push((await pool.run(model.modelPath, feeds)).inferenceMs);
     t = performance.now();

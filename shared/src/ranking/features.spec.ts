@@ -30,6 +30,7 @@ const space: FeatureSpace = {
     ["Comedy", 2],
     ["Drama", 3],
   ]),
+  recallFeatures: ["recall_score", "channel:kuaiformer", "channel:swing"],
 };
 const userVocab = new Map([["u1", 2]]);
 const catalog = () =>
@@ -55,6 +56,9 @@ const user = (history: ReturnType<typeof ev>[], userId = "u1") => ({
   earlierSeenItemIds: [],
   history,
 });
+/** Candidates as recall hands them over (found by kuaiformer, score 0.5). */
+const cands = (...ids: string[]) =>
+  ids.map((itemId) => ({ itemId, channels: ["kuaiformer"], recallScore: 0.5 }));
 /** int64 tensor values as numbers. */
 const ints = (t: TensorData | undefined) => Array.from(new BigInt64Array(t!.data), Number);
 const floats = (t: TensorData | undefined) => Array.from(new Float32Array(t!.data));
@@ -92,9 +96,9 @@ describe("ranking features", () => {
       ev("cold", EventType.CLICK, 3),
     ];
     const built = buildRankingFeeds(EM3_SPEC, space, userVocab, features, user(history), [
-      "a",
-      "cold",
-      "never-heard-of",
+      { itemId: "a", channels: ["swing", "kuaiformer"], recallScore: 0.9 },
+      { itemId: "cold", channels: ["fresh"], recallScore: 0.25 },
+      { itemId: "never-heard-of", channels: [], recallScore: 0 },
     ]);
     const f = built.feeds;
     assert.deepEqual(Object.keys(f).sort(), [...EM3_SPEC.inputs].sort());
@@ -116,12 +120,15 @@ describe("ranking features", () => {
     assert.deepEqual(f.cand_content!.dims, [3, C]);
     assert.deepEqual(floats(f.cand_content), [1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
     assert.deepEqual(floats(f.cand_has_content), [1, 1, 0]);
+    // recall's view, in manifest.recall_features order: score, kuaiformer, swing (fresh is not a column)
+    assert.deepEqual(f.cand_recall!.dims, [3, 3]);
+    assert.deepEqual(floats(f.cand_recall), [0.8999999761581421, 1, 1, 0.25, 0, 0, 0, 0, 0]);
     assert.equal(built.oovCandidates, 2);
   });
 
   it("an unknown user gets index 1; an empty history is all padding", () => {
     const features = new ItemFeatureTable(space, catalog(), contentOf());
-    const f = buildRankingFeeds(EM3_SPEC, space, userVocab, features, user([], "stranger"), ["b"]).feeds;
+    const f = buildRankingFeeds(EM3_SPEC, space, userVocab, features, user([], "stranger"), cands("b")).feeds;
     assert.deepEqual(ints(f.user_idx), [1]);
     assert.deepEqual(ints(f.hist_item_idx), [0, 0, 0, 0]);
     assert.deepEqual(floats(f.cand_has_content), [0]);
@@ -130,7 +137,7 @@ describe("ranking features", () => {
   it("prerank feeds: only the prerank inputs; the history window keeps its last L items", () => {
     const features = new ItemFeatureTable(space, catalog(), contentOf());
     const history = ["a", "b", "c", "a", "b"].map((id, i) => ev(id, EventType.RATING, i));
-    const f = buildRankingFeeds(PRERANK_SPEC, space, userVocab, features, user(history), ["c"]).feeds;
+    const f = buildRankingFeeds(PRERANK_SPEC, space, userVocab, features, user(history), cands("c")).feeds;
     assert.deepEqual(Object.keys(f).sort(), [...PRERANK_SPEC.inputs].sort());
     assert.deepEqual(ints(f.hist_item_idx), [3, 4, 2, 3]);
   });
@@ -140,7 +147,7 @@ describe("ranking features", () => {
     const content = contentOf();
     const features = new ItemFeatureTable(space, cat, content);
     const feeds = () =>
-      buildRankingFeeds(EM3_SPEC, space, userVocab, features, user([]), ["c", "brand-new"]).feeds;
+      buildRankingFeeds(EM3_SPEC, space, userVocab, features, user([]), cands("c", "brand-new")).feeds;
     assert.deepEqual(ints(feeds().cand_genres), [0, 0, 0, 0]);
     cat.upsert({ itemId: "c", title: "C", genres: ["Drama"], year: 2001 });
     cat.upsert({ itemId: "brand-new", title: "New", genres: ["Action"], year: 2026 });

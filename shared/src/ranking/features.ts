@@ -37,6 +37,15 @@ export interface FeatureSpace {
   readonly itemVocab: ReadonlyMap<string, number>;
   /** genre -> genre_vocab index (>= 1). */
   readonly genreVocab: ReadonlyMap<string, number>;
+  /** The cand_recall columns: "recall_score", or "channel:<id>" (1 when that channel found the item). */
+  readonly recallFeatures: readonly string[];
+}
+
+/** What the later stages know about a candidate from recall. */
+export interface RecallView {
+  readonly itemId: string;
+  readonly channels: readonly string[];
+  readonly recallScore: number;
 }
 
 /** 0 when unknown, else clamp(year, year_min, year_max) - year_min + 1. */
@@ -212,10 +221,10 @@ export function buildRankingFeeds(
   userVocab: ReadonlyMap<string, number>,
   features: ItemFeatureTable,
   user: UserView,
-  candidateIds: readonly string[],
+  candidates: readonly RecallView[],
 ): RankingFeeds {
   const { maxHistLen: L, maxGenres: G, contentDim: C } = space;
-  const N = candidateIds.length;
+  const N = candidates.length;
   const wanted = new Set<string>(spec.inputs);
   const feeds: Record<string, TensorData> = {};
   const put = (name: RankingInputName, tensor: () => TensorData) => {
@@ -250,11 +259,24 @@ export function buildRankingFeeds(
     hasContent,
   };
   let oovCandidates = 0;
-  for (let i = 0; i < N; i++) if (features.write(candidateIds[i]!, i, cand)) oovCandidates++;
+  for (let i = 0; i < N; i++) if (features.write(candidates[i]!.itemId, i, cand)) oovCandidates++;
   put("cand_item_idx", () => cand.item.tensor([N]));
   put("cand_genres", () => cand.genres.tensor([N, G]));
   put("cand_year", () => cand.year.tensor([N]));
   put("cand_content", () => float32Tensor(cand.content, [N, C]));
   put("cand_has_content", () => float32Tensor(hasContent, [N]));
+  put("cand_recall", () => {
+    const R = space.recallFeatures.length;
+    const out = new Float32Array(N * R);
+    for (let j = 0; j < R; j++) {
+      const name = space.recallFeatures[j]!;
+      const channel = name.startsWith("channel:") ? name.slice("channel:".length) : undefined;
+      for (let i = 0; i < N; i++) {
+        const c = candidates[i]!;
+        out[i * R + j] = channel === undefined ? c.recallScore : c.channels.includes(channel) ? 1 : 0;
+      }
+    }
+    return float32Tensor(out, [N, R]);
+  });
   return { feeds, oovCandidates, oovHistory, historyLength: window.length };
 }

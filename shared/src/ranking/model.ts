@@ -24,10 +24,14 @@ export type RankingInputName =
   | "cand_genres"
   | "cand_year"
   | "cand_content"
-  | "cand_has_content";
+  | "cand_has_content"
+  | "cand_recall";
 
-/** Dimensions of the contract: 1 = the one user, L history length, G genres, C content, N candidates. */
-type Dim = "1" | "L" | "G" | "C" | "N";
+/**
+ * Dimensions of the contract: 1 = the one user, L history length, G genres,
+ * C content, N candidates, R recall features (manifest.recall_features).
+ */
+type Dim = "1" | "L" | "G" | "C" | "N" | "R";
 
 /** Every input of the contract with its dtype and shape. */
 export const RANKING_INPUTS: Readonly<
@@ -43,6 +47,7 @@ export const RANKING_INPUTS: Readonly<
   cand_year: { dtype: "int64", shape: ["N"] },
   cand_content: { dtype: "float32", shape: ["N", "C"] },
   cand_has_content: { dtype: "float32", shape: ["N"] },
+  cand_recall: { dtype: "float32", shape: ["N", "R"] },
 };
 
 /** What one model of the contract takes and gives. */
@@ -75,6 +80,7 @@ export const PRERANK_SPEC: RankingModelSpec = {
     "cand_year",
     "cand_content",
     "cand_has_content",
+    "cand_recall",
   ],
   outputs: ["score"],
   tasks: ["click"],
@@ -136,6 +142,15 @@ export function checkRankingManifest(
     throw new RankingModelError(
       `trained on content vectors of encoder ${trainedOn.slice(0, 16)}, the content table has ${content.encoderSha.slice(0, 16)}`,
     );
+  const recallFeatures = manifest.recall_features;
+  if (
+    !Array.isArray(recallFeatures) ||
+    recallFeatures.length === 0 ||
+    !recallFeatures.every((f) => f === "recall_score" || (typeof f === "string" && /^channel:.+/.test(f)))
+  )
+    throw new RankingModelError(
+      'manifest.recall_features must be a non-empty list of "recall_score" and "channel:<id>"',
+    );
   const tasks = manifest.tasks;
   if (!Array.isArray(tasks) || tasks.join(",") !== spec.tasks.join(","))
     throw new RankingModelError(`manifest.tasks must be ${JSON.stringify(spec.tasks)}`);
@@ -143,7 +158,8 @@ export function checkRankingManifest(
   const sig = manifest.signature as { inputs?: SignatureEntry[]; outputs?: SignatureEntry[] } | undefined;
   if (!Array.isArray(sig?.inputs) || !Array.isArray(sig.outputs))
     throw new RankingModelError("manifest.signature is missing");
-  const sizes: Record<Dim, number | undefined> = { "1": 1, L, G, C, N: undefined };
+  const R = recallFeatures.length;
+  const sizes: Record<Dim, number | undefined> = { "1": 1, L, G, C, N: undefined, R };
   const shapeOk = (actual: readonly (string | number)[], expected: readonly Dim[]) =>
     Array.isArray(actual) &&
     actual.length === expected.length &&
@@ -159,7 +175,7 @@ export function checkRankingManifest(
     if (!input) throw new RankingModelError(`signature: input ${name} missing`);
     if (input.dtype !== want.dtype || !shapeOk(input.shape, want.shape))
       throw new RankingModelError(
-        `signature: input ${name} is ${input.dtype} ${JSON.stringify(input.shape)}, expected ${want.dtype} [${want.shape.join(", ")}] with L=${L} G=${G} C=${C}`,
+        `signature: input ${name} is ${input.dtype} ${JSON.stringify(input.shape)}, expected ${want.dtype} [${want.shape.join(", ")}] with L=${L} G=${G} C=${C} R=${R}`,
       );
   }
   const extra = sig.inputs.filter((i) => !(spec.inputs as readonly string[]).includes(i.name));
@@ -170,7 +186,14 @@ export function checkRankingManifest(
     if (output?.dtype !== "float32" || !shapeOk(output.shape, ["N"]))
       throw new RankingModelError(`signature: output ${name} must be float32 [N]`);
   }
-  return { maxHistLen: L, maxGenres: G, contentDim: C, yearMin, yearMax };
+  return {
+    maxHistLen: L,
+    maxGenres: G,
+    contentDim: C,
+    yearMin,
+    yearMax,
+    recallFeatures: recallFeatures as string[],
+  };
 }
 
 /**
@@ -234,7 +257,11 @@ export async function loadRankingModel(
 
   // Probe: history and candidates of vocabulary items plus one unknown item, for a known and an unknown user.
   const known = [...itemVocab.keys()].slice(0, sizes.maxHistLen + 2);
-  const candidates = [...known.slice(0, 4), "probe-unknown-item"];
+  const candidates = [...known.slice(0, 4), "probe-unknown-item"].map((itemId, i) => ({
+    itemId,
+    channels: i % 2 ? ["swing"] : ["kuaiformer", "popular"],
+    recallScore: 1 - i / 10,
+  }));
   const history = [...known, "probe-unknown-item"].map((itemId, i) => ({
     itemId,
     timestampMs: 1_000_000 + i * 60_000,

@@ -102,14 +102,7 @@ export class LearnedScorer {
 
     let result: RunResult;
     try {
-      const built = buildRankingFeeds(
-        spec,
-        model,
-        model.userVocab,
-        model.features,
-        ctx.user,
-        candidates.map((c) => c.itemId),
-      );
+      const built = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, candidates);
       if (built.oovCandidates > 0)
         this.counters?.oovCandidates.inc({ model: spec.model }, built.oovCandidates);
       result = await withDeadline(pool.run(model.modelPath, built.feeds), budgetMs);
