@@ -61,6 +61,8 @@ export const homeFeed: FunnelDefinition = {
   // a few hundred candidates): recall needs more than 25 ms, rank less than 40.
   prerank: { budgetMs: 20, keep: 300 },
   rank: { budgetMs: 30 },
+  // Fusion and diversity chosen by `npm run eval:funnel` (docs/evaluation.md, rows of
+  // services/gateway/eval-rows/): like 0.5 ties click alone at HR@10 and wins NDCG@10.
   rerank: { budgetMs: 12, weights: { click: 1, like: 0.5 } },
 };
 

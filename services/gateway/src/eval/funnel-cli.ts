@@ -8,8 +8,10 @@
  *   node services/gateway/dist/eval/funnel-cli.js [--config ROW]... [--count 20]
  *     [--data data/ml-latest-small] [--store var/models] [--users 0] [--out docs/evaluation.md] [--json]
  *
- * ROW is a built-in row or NAME=FILE.json (the `funnel` overrides of a
- * RECSYS_FUNNEL_CONFIG file). Built-in rows (all of them by default):
+ * ROW is a built-in row or NAME=FILE.json: the `funnel` overrides of a
+ * RECSYS_FUNNEL_CONFIG file, and optionally `rerankEnv`, rerank settings for
+ * the row (e.g. {"RECSYS_RERANK_MMR_LAMBDA": "0.85"}: diversity strength).
+ * Built-in rows (all of them by default):
  *   recall                 the merged candidates in recall's order (funnel cut after recall)
  *   recall+prerank         cut after prerank (prerank's order)
  *   recall+prerank+rank    cut after rank (rank's order)
@@ -161,10 +163,24 @@ const rows: Row[] = (values.config ?? DEFAULT_ROWS).map((spec) => {
     throw new Error(
       `--config ${spec}: expected a built-in row (${DEFAULT_ROWS.join(", ")}) or NAME=FILE.json`,
     );
-  const parsed = JSON.parse(readFileSync(spec.slice(eq + 1), "utf8")) as { funnel?: Record<string, unknown> };
+  const parsed = JSON.parse(readFileSync(spec.slice(eq + 1), "utf8")) as {
+    funnel?: Record<string, unknown>;
+    rerankEnv?: Record<string, string>;
+  };
   const overrides = parsed.funnel ?? {};
   const f = applyOverrides(homeFeed, overrides as never);
-  return { name: spec.slice(0, eq), describe: `${quotas(f)}; prerank keep ${f.prerank.keep}`, overrides };
+  const weights = Object.entries(f.rerank.weights)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(" + ");
+  const env = Object.entries(parsed.rerankEnv ?? {})
+    .map(([k, v]) => `${k.replace("RECSYS_RERANK_", "").toLowerCase()} ${v}`)
+    .join(", ");
+  return {
+    name: spec.slice(0, eq),
+    describe: `${quotas(f)}; prerank keep ${f.prerank.keep}; fusion ${weights}${env ? `; ${env}` : ""}`,
+    overrides,
+    ...(parsed.rerankEnv ? { rerankEnv: parsed.rerankEnv } : {}),
+  };
 });
 
 // Held-out split, and a data directory without the targets.
