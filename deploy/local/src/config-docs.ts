@@ -54,6 +54,7 @@ export const DIRECT_ENV: Readonly<Record<string, string>> = {
   RECSYS_E2E_BASE_PORT: "Tests: first port of the gateway funnel end-to-end test",
   RECSYS_E2E_FULL_BASE_PORT: "Tests: first port of the Kafka and Redis end-to-end test",
   RECSYS_E2E_MODELS_BASE_PORT: "Tests: first port of the model-update end-to-end test",
+  RECSYS_E2E_REPLAY_BASE_PORT: "Tests: first port of the recall-replay end-to-end test",
   RECSYS_ENCODER_DIR:
     "Content-embedding and encoder CLIs and tests: the pretrained text encoder's directory (default var/encoder/all-minilm-l6-v2)",
   RECSYS_EXIT_WITH_PARENT:
