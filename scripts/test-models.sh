@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the model store the end-to-end tests use (var/test-models): the
 # quick training profile of the sequence recall models, the Swing
-# neighbours, the item content embeddings, and the quick prerank and EM3
+# neighbours, the item content embeddings, the generative model, and the quick prerank and EM3
 # rank models. Skips what is already there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,6 +37,11 @@ if [ ! -s "$store/content/CURRENT" ]; then
   else
     bash scripts/content-embeddings.sh --data "$data" --store "$store"
   fi
+fi
+# Generative retrieval (quick profile: ~25 s); it reads the content and KuaiFormer models.
+if [ ! -s "$store/generative/CURRENT" ]; then
+  echo "[test-models] training the quick generative model into $store" >&2
+  bash scripts/train.sh --profile quick --model generative --data "$data" --store "$store"
 fi
 # Prerank and EM3 rank models (quick profile: ~10 s), after the recall and content models they use.
 if [ ! -s "$store/em3/CURRENT" ] || [ ! -s "$store/prerank/CURRENT" ]; then

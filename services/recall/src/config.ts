@@ -13,6 +13,10 @@ export const recallConfigSpec = {
   RECSYS_RECALL_QUOTAS: env.numberMap("kuaiformer=500,swing=300,fresh=100,query=300,popular=200"),
   /** Sequence recall models to serve as channels (model store names), e.g. "kuaiformer,sasrec". */
   RECSYS_SEQUENCE_MODELS: env.str("kuaiformer"),
+  /** The generative retrieval model (model store name; "" = no generative channel). */
+  RECSYS_GENERATIVE_MODEL: env.str("generative"),
+  /** generative: at most this many beams (the channel's quota is capped by it). */
+  RECSYS_GENERATIVE_MAX_BEAM: env.int(300, 1, 5_000),
   /** ONNX worker threads for the sequence encoders. */
   RECSYS_ONNX_THREADS: env.int(1, 1, 64),
   /** How often the model store's CURRENT pointers are checked, ms. */

@@ -17,12 +17,14 @@ import {
 import { followItemUpdates, itemRecordOf } from "@recsys/shared/bus";
 import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
 import { FreshCandidateSource, NewItemSet } from "./channels/fresh.js";
+import { GenerativeCandidateSource } from "./channels/generative.js";
 import { PopularCandidateSource } from "./channels/popular.js";
 import { QueryCandidateSource } from "./channels/query.js";
 import { SequenceCandidateSource } from "./channels/sequence.js";
 import { SwingCandidateSource } from "./channels/swing.js";
 import { recallConfigSpec } from "./config.js";
 import { ContentIndex } from "./content/content-index.js";
+import { type GenerativeModel, loadGenerativeModel } from "./models/generative-model.js";
 import { loadSequenceModel, type SequenceModel } from "./models/sequence-model.js";
 import { type ChannelConfig, RecallPipeline } from "./recall.js";
 
@@ -116,6 +118,29 @@ for (const name of cfg.RECSYS_SEQUENCE_MODELS.split(",")
   const source = new SequenceCandidateSource(name, watcher, pool, rt.metrics);
   channels.push({ source, quota: quotaOf(name), timeoutMs });
   versionSources.push({ id: name, version: () => source.version });
+}
+
+// Generative retrieval (semantic IDs, beam search), hot-swapped like the sequence models.
+let generative: GenerativeCandidateSource | undefined;
+if (cfg.RECSYS_GENERATIVE_MODEL) {
+  const watcher = new ModelWatcher<GenerativeModel>({
+    store: cfg.RECSYS_MODEL_STORE,
+    model: cfg.RECSYS_GENERATIVE_MODEL,
+    logger: rt.logger,
+    metrics: rt.metrics,
+    pollMs: cfg.RECSYS_MODEL_POLL_MS,
+    load: (dir, manifest) => loadGenerativeModel(dir, manifest, pool),
+  });
+  await watcher.start();
+  if (!watcher.current())
+    rt.logger.warn(
+      { model: cfg.RECSYS_GENERATIVE_MODEL },
+      "no loadable generative model yet; the channel fails open until one is published",
+    );
+  const source = new GenerativeCandidateSource(watcher, pool, rt.metrics, cfg.RECSYS_GENERATIVE_MAX_BEAM);
+  generative = source;
+  channels.push({ source, quota: quotaOf(source.id), timeoutMs });
+  versionSources.push({ id: source.id, version: () => source.version });
 }
 
 const swing = SwingCandidateSource.load(cfg.RECSYS_MODEL_STORE, cfg.RECSYS_SWING_SEEDS);
@@ -225,6 +250,7 @@ const itemFeed = await followItemUpdates({
         continue;
       }
       contentIndex.upsert(record.itemId, vector);
+      generative?.upsert(record.itemId, Float32Array.from(vector));
     }
   },
 });

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--no-baselines", action="store_true", help="skip popular/item-CF metrics in the manifest")
     ve = sub.add_parser("verify", help="check CURRENT and the checksums of a model's current version")
     ve.add_argument("--store", default="var/models")
-    ve.add_argument("--model", choices=(*MODELS, "em3", "prerank"), default="kuaiformer")
+    ve.add_argument("--model", choices=(*MODELS, "em3", "prerank", "generative"), default="kuaiformer")
     rk = sub.add_parser("rank", help="train, evaluate and publish the prerank and EM3 rank models")
     rk.add_argument("--profile", choices=PROFILES, default="default")
     rk.add_argument("--data", default="data/ml-latest-small")
@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="the served recall replayed at past moments (services/gateway/dist/eval/replay-cli.js)")
     rk.add_argument("--config", help="a config JSON instead of configs/rank.<profile>.json")
     rk.add_argument("--docs", help="write the ranking section of this evaluation markdown file")
+    ge = sub.add_parser("generative", help="train, evaluate and publish the generative retrieval model")
+    ge.add_argument("--profile", choices=PROFILES, default="default")
+    ge.add_argument("--data", default="data/ml-latest-small")
+    ge.add_argument("--store", default="var/models", help="reads `content` and `kuaiformer`, publishes `generative`")
+    ge.add_argument("--config", help="a config JSON instead of configs/generative.<profile>.json")
     on = sub.add_parser("online", help="fine-tune a serving ranking model on a sample shard; publish if no regression")
     on.add_argument("--model", choices=("em3", "prerank", *MODELS), required=True)
     on.add_argument("--store", default="var/models")
@@ -85,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_rank_config(args.profile, args.config)
         summary = run_rank(cfg, args.data, args.store, args.replay, args.docs)
         print(json.dumps(summary, indent=2))
+        return 0
+
+    if args.cmd == "generative":
+        from .generative import load_gen_config, run as run_generative
+
+        summary = run_generative(load_gen_config(args.profile, args.config), args.data, args.store)
+        print(strict_json(summary, indent=2))
         return 0
 
     if args.cmd == "online":
