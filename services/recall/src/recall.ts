@@ -70,7 +70,7 @@ export class RecallPipeline {
         if (quota <= 0)
           return { outcome: { channel: ch.source.id, returned: 0, latencyMs: 0, error: "" }, candidates: [] };
         // Over-fetch so that filtering seen items still leaves about `quota`.
-        const fetchQuota = quota + req.user.history.length;
+        const fetchQuota = ch.source.excludesHistory ? quota : quota + req.user.history.length;
         const limitMs = Math.min(ch.timeoutMs, req.deadline - Date.now());
         try {
           const candidates = await withTimeout(

@@ -25,6 +25,8 @@ export interface StageContext {
 
 export interface CandidateSource {
   readonly id: string;
+  /** True when the source never returns the user's history items (recall then asks it for no extra ones). */
+  readonly excludesHistory?: boolean;
   /** Up to `quota` candidates, best first, with `score` normalised to [0, 1]. */
   fetch(ctx: StageContext, quota: number): Promise<Candidate[]> | Candidate[];
 }

@@ -31,6 +31,8 @@ export interface GeneratedItem {
  */
 export class GenerativeCandidateSource implements CandidateSource {
   readonly id = "generative";
+  /** The last level masks the history's items: the beams are all unseen items. */
+  readonly excludesHistory = true;
   private readonly upserted = new Map<string, Float32Array>();
   private appliedTo: GenerativeModel | undefined;
   private unaddressable = 0;
@@ -39,7 +41,7 @@ export class GenerativeCandidateSource implements CandidateSource {
     private readonly watcher: ModelWatcher<GenerativeModel>,
     private readonly pool: OnnxPool,
     private readonly metrics?: Metrics,
-    /** Cap on beams (the recall stage asks for quota + history length). */
+    /** Cap on beams, whatever the quota. */
     private readonly maxBeam = 300,
   ) {}
 

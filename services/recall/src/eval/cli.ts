@@ -6,7 +6,8 @@
  * Full-corpus ranking, no sampled negatives; history items are excluded from
  * the ranking (as the serving filters do).
  *
- *   node services/recall/dist/eval/cli.js [--data DIR] [--store DIR] [--models kuaiformer,sasrec] [--out docs/evaluation.md]
+ *   node services/recall/dist/eval/cli.js [--data DIR] [--store DIR] [--models kuaiformer,sasrec]
+ *     [--generative generative] [--out docs/evaluation.md]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -25,9 +26,11 @@ import {
   type StageContext,
   writeSection,
 } from "@recsys/shared";
+import { GenerativeCandidateSource } from "../channels/generative.js";
 import { PopularCandidateSource } from "../channels/popular.js";
 import { SequenceCandidateSource } from "../channels/sequence.js";
 import { SwingCandidateSource } from "../channels/swing.js";
+import { type GenerativeModel, loadGenerativeModel } from "../models/generative-model.js";
 import {
   bruteForceTopK,
   encodeHistories,
@@ -43,6 +46,8 @@ const { values } = parseArgs({
     data: { type: "string", default: "data/ml-latest-small" },
     store: { type: "string", default: "var/models" },
     models: { type: "string", default: "kuaiformer,sasrec" },
+    /** The generative model's store name ("" = none). */
+    generative: { type: "string", default: "generative" },
     out: { type: "string", default: "docs/evaluation.md" },
     quotas: { type: "string", default: "kuaiformer=500,swing=300,popular=200" },
     "hnsw-users": { type: "string", default: "200" },
@@ -128,7 +133,30 @@ for (const name of values.models.split(",").filter(Boolean)) {
   });
 }
 
-const channels = [...sequence.map((s) => s.source), swing, popular];
+let generative: { source: GenerativeCandidateSource; version: string; profile: string } | undefined;
+if (values.generative) {
+  const watcher = new ModelWatcher<GenerativeModel>({
+    store: values.store,
+    model: values.generative,
+    logger,
+    load: (dir, manifest) => loadGenerativeModel(dir, manifest, pool),
+  });
+  await watcher.check();
+  const loaded = watcher.current();
+  if (loaded) {
+    // as many beams as the channels here are asked items
+    const source = new GenerativeCandidateSource(watcher, pool, undefined, MAX_K);
+    const profile = String((loaded.manifest.config as { profile?: string } | undefined)?.profile ?? "?");
+    generative = { source, version: loaded.version, profile };
+  } else say(`no loadable ${values.generative} version in ${values.store}: skipped`);
+}
+
+const channels = [
+  ...sequence.map((s) => s.source),
+  ...(generative ? [generative.source] : []),
+  swing,
+  popular,
+];
 const rows: Array<{ name: string; metrics: ReturnType<typeof retrievalMetrics>; ms: number }> = [];
 for (const ch of channels) {
   const t0 = performance.now();
@@ -222,12 +250,13 @@ writeFileSync(
 );
 const byName = Object.fromEntries(rows.map((r) => [r.name, r.metrics.hr[100] ?? 0]));
 const ratio = (a: string, b: string) => (byName[a] && byName[b] ? (byName[a]! / byName[b]!).toFixed(2) : "—");
-const versions = sequence
-  .map(
+const versions = [
+  ...sequence.map(
     (s) =>
       `${s.source.id} ${s.version} (profile ${String((s.manifest.config as { profile?: string } | undefined)?.profile ?? "?")})`,
-  )
-  .join(", ");
+  ),
+  ...(generative ? [`generative ${generative.version} (profile ${generative.profile}, beam ${MAX_K})`] : []),
+].join(", ");
 const report = `## Recall (${new Date().toISOString().slice(0, 10)})
 
 Command: \`${values.command}\` (data \`${values.data}\`, store \`${values.store}\`). Machine: this repository's 2-core reference machine.
@@ -242,7 +271,7 @@ ${table}
 
 Merged set recall (all candidates): ${fmt(rows.at(-1)!.metrics.hr[2000])}.
 
-Ratios at HR@100: kuaiformer / sasrec = ${ratio("kuaiformer", "sasrec")}, kuaiformer / swing = ${ratio("kuaiformer", "swing")}, kuaiformer / popular = ${ratio("kuaiformer", "popular")}.
+Ratios at HR@100: kuaiformer / sasrec = ${ratio("kuaiformer", "sasrec")}, generative / sasrec = ${ratio("generative", "sasrec")}, kuaiformer / swing = ${ratio("kuaiformer", "swing")}, kuaiformer / popular = ${ratio("kuaiformer", "popular")}.
 
 ![HR@K per channel](${relative(dirname(values.out), chartPath)})
 

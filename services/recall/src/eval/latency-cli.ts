@@ -1,6 +1,7 @@
 /**
  * npm run bench:recall — the recall stage over gRPC, one request in flight:
- * the kuaiformer channel alone at 4 interests x 250 (quota 1000), and the
+ * the kuaiformer channel alone at 4 interests x 250 (quota 1000), the
+ * generative channel alone (constrained beam search, 100 and 300 beams), and the
  * full default channel mix without and with a free-text query (none repeated),
  * for real MovieLens users. Starts its own stack.
  *
@@ -36,6 +37,7 @@ const stack = await LocalStack.start({
     : {}),
 });
 const client = createClient(RecallService, stack.target("recall"));
+const ONLY_GENERATIVE = { kuaiformer: 0, swing: 0, popular: 0, fresh: 0, query: 0 };
 const quantile = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 try {
@@ -44,6 +46,8 @@ try {
   const queryFor = (i: number) => `${words[i % words.length]} ${words[(i * 7 + 3) % words.length]} ${i}`;
   for (const [name, quotas, withQuery] of [
     ["kuaiformer 4x250 only", { kuaiformer: 1000, swing: 0, popular: 0, fresh: 0, query: 0 }, false],
+    ["generative only, 100 beams", { ...ONLY_GENERATIVE, generative: 100 }, false],
+    ["generative only, 300 beams", { ...ONLY_GENERATIVE, generative: 300 }, false],
     ["default channel mix", {}, false],
     ["default channel mix, with a query", {}, true],
   ] as const) {
