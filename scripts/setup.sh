@@ -52,7 +52,13 @@ if [ ! -s "$store/content/CURRENT" ]; then
   say "building item content embeddings"
   bash scripts/content-embeddings.sh --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
 fi
-# 8. Prerank and EM3 rank models (they replay the KuaiFormer recall and read the content
+# 8. Generative retrieval (semantic IDs from the content vectors and KuaiFormer's item
+#    embeddings, so after both; ~4 minutes), when the store has none.
+if [ "$profile" != "none" ] && [ ! -s "$store/generative/CURRENT" ]; then
+  say "training the generative retrieval model (profile $profile; first run only)"
+  bash scripts/train.sh --profile "$profile" --model generative --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
+fi
+# 9. Prerank and EM3 rank models (they replay the KuaiFormer recall and read the content
 #    vectors, so they come last), when the store has none.
 if [ "$profile" != "none" ] && { [ ! -s "$store/em3/CURRENT" ] || [ ! -s "$store/prerank/CURRENT" ]; }; then
   say "training the prerank and rank models (profile $profile; first run only)"

@@ -59,13 +59,15 @@ describe("the trainer CronJob", () => {
       ...(spec.initContainers as JsonObject[]).map((c) => c.name),
       ...(spec.containers as JsonObject[]).map((c) => c.name),
     ];
-    assert.deepEqual(steps, ["dataset", "swing", "sequence-models", "content", "rank-models"]);
+    assert.deepEqual(steps, ["dataset", "swing", "sequence-models", "content", "generative-model", "rank-models"]);
     const step = (name: string) =>
       [...(spec.initContainers as JsonObject[]), ...(spec.containers as JsonObject[])].find(
         (c) => c.name === name,
       ) as JsonObject;
     assert.deepEqual(step("sequence-models").command, ["bash", "scripts/train.sh"]);
     assert.deepEqual(step("rank-models").command, ["bash", "scripts/train-rank.sh"]);
+    assert.deepEqual(step("generative-model").command, ["bash", "scripts/train.sh"]);
+    assert.ok((step("generative-model").args as string[]).includes("generative"));
     // The encoder is in the recall image, not the trainer's.
     assert.match(String(step("content").image), /^recsys\/recall:/);
   });

@@ -16,11 +16,12 @@
  * What the services read: the data without the held-out events (as in the
  * evaluation), and a Swing table rebuilt without each user's last
  * `contexts + 1` events, so no item-to-item table counts a sample's own
- * positive. The sequence models come from `--sequence-store` (default
- * `--store`): scripts/train-rank.sh trains a KuaiFormer there on the data
- * `--write-data DIR` writes (each user's events but the last `contexts + 1`),
- * so the replayed encoder never saw a sample's positive either, as the served
- * one never saw the evaluation's held-out events.
+ * positive. The models learned from event sequences (kuaiformer, sasrec,
+ * generative) come from `--sequence-store` (default `--store`):
+ * scripts/train-rank.sh trains them there on the data `--write-data DIR`
+ * writes (each user's events but the last `contexts + 1`), so no replayed
+ * recall model saw a sample's positive either, as the served ones never saw
+ * the evaluation's held-out events.
  *
  * Output: one JSON header line ({"channels": [...], ...}), then one
  * tab-separated line per sample moment:
@@ -60,6 +61,8 @@ import { UserContextSchema } from "@recsys/shared/gen/recsys/common/v1/common_pb
 import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
 import { homeFeed } from "../funnel.js";
 
+/** Recall models trained on event sequences: the replay takes them from --sequence-store. */
+const SEQUENCE_MODELS = ["kuaiformer", "sasrec", "generative"];
 const ROOT = resolve(fileURLToPath(import.meta.url), "../../../../..");
 const { values } = parseArgs({
   options: {
@@ -159,7 +162,7 @@ try {
   const sequenceStore = resolve(values["sequence-store"] ?? values.store);
   for (const model of readdirSync(resolve(values.store))) {
     if (model === "swing") continue;
-    const from = ["kuaiformer", "sasrec"].includes(model) ? sequenceStore : resolve(values.store);
+    const from = SEQUENCE_MODELS.includes(model) ? sequenceStore : resolve(values.store);
     if (existsSync(join(from, model))) symlinkSync(join(from, model), join(store, model));
   }
   execFileSync(
