@@ -2,6 +2,7 @@
 # Train, evaluate and publish the prerank (two-tower) and EM3 rank models (docs/ranking.md).
 #
 #   bash scripts/train-rank.sh [--profile quick|default|full] [--data DIR] [--store DIR] [--docs FILE]
+#                              [--replay FILE]
 #
 # Defaults: --profile default, --data data/ml-latest-small, --store var/models.
 # First trains a KuaiFormer (and a generative model, when the store has one) on
@@ -11,17 +12,19 @@
 # (services/gateway/src/eval/replay-cli.ts); those candidate sets are the
 # samples. Each run adds a version of `em3` and of `prerank` and switches their
 # CURRENT pointers. --docs docs/evaluation.md rewrites the ranking section of that file.
+# --replay FILE keeps the replay there, and reuses it when FILE exists (experiments on the
+# trainer only: the replay is most of the run's time).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/node-env.sh"
 say() { echo "train-rank: $*" >&2; }
-usage() { sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-profile="default" data="data/ml-latest-small" store="var/models" docs=""
+profile="default" data="data/ml-latest-small" store="var/models" docs="" replay=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --profile|--data|--store|--docs)
+    --profile|--data|--store|--docs|--replay)
       [ $# -ge 2 ] || { usage >&2; say "$1 needs a value"; exit 2; }
       k="${1#--}"; declare "${k//-/_}=$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -38,21 +41,27 @@ config="services/trainer/configs/rank.$profile.json"
 read -r contexts users < <(node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(c.replay_contexts ?? 8, c.replay_users ?? 0)' "$config")
 scratch="$(mktemp -d "${TMPDIR:-/tmp}/recsys-train-rank-XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
-# The replayed KuaiFormer must not have seen the sample moments (the served one never saw the
-# evaluation's held-out events): one of the same profile, trained on each user's events before them.
-say "training the replay's KuaiFormer on each user's events before the last $((contexts + 1))"
-node services/gateway/dist/eval/replay-cli.js --data "$data" --contexts "$contexts" --write-data "$scratch/data"
-bash scripts/train.sh --profile "$profile" --model kuaiformer --data "$scratch/data" --store "$scratch/models"
-# Likewise the generative channel when the store serves one (it reads the content vectors too).
-if [ -s "$store/generative/CURRENT" ]; then
-  say "training the replay's generative model on the same events"
-  ln -s "$(cd "$store" && pwd)/content" "$scratch/models/content"
-  bash scripts/train.sh --profile "$profile" --model generative --data "$scratch/data" --store "$scratch/models"
+if [ -n "$replay" ] && [ -s "$replay" ]; then
+  say "reusing the replay $replay"
+else
+  [ -n "$replay" ] || replay="$scratch/replay.tsv"
+  # The replayed KuaiFormer must not have seen the sample moments (the served one never saw the
+  # evaluation's held-out events): one of the same profile, trained on each user's events before them.
+  say "training the replay's KuaiFormer on each user's events before the last $((contexts + 1))"
+  node services/gateway/dist/eval/replay-cli.js --data "$data" --contexts "$contexts" --write-data "$scratch/data"
+  bash scripts/train.sh --profile "$profile" --model kuaiformer --data "$scratch/data" --store "$scratch/models"
+  # Likewise the generative channel when the store serves one (it reads the content vectors too).
+  if [ -s "$store/generative/CURRENT" ]; then
+    say "training the replay's generative model on the same events"
+    ln -s "$(cd "$store" && pwd)/content" "$scratch/models/content"
+    bash scripts/train.sh --profile "$profile" --model generative --data "$scratch/data" --store "$scratch/models"
+  fi
+  say "replaying the served recall at $contexts moments per user (users: ${users/#0/all})"
+  mkdir -p "$(dirname "$replay")"
+  node services/gateway/dist/eval/replay-cli.js --data "$data" --store "$store" --sequence-store "$scratch/models" \
+    --contexts "$contexts" --users "$users" --out "$replay"
 fi
-say "replaying the served recall at $contexts moments per user (users: ${users/#0/all})"
-node services/gateway/dist/eval/replay-cli.js --data "$data" --store "$store" --sequence-store "$scratch/models" \
-  --contexts "$contexts" --users "$users" --out "$scratch/replay.tsv"
-args=(rank --profile "$profile" --data "$data" --store "$store" --replay "$scratch/replay.tsv")
+args=(rank --profile "$profile" --data "$data" --store "$store" --replay "$replay")
 [ -n "$docs" ] && args+=(--docs "$docs")
 say "profile $profile, data $data, store $store"
 export PYTHONPATH="$ROOT/services/trainer${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1

@@ -84,13 +84,21 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
     assert.ok(res.requestId.length > 0);
     assert.deepEqual(res.degradations, []);
     assert.match(res.experimentVariant, /^home_feed_2026_11\/(control|more_likes)$/);
-    for (const key of ["recall.kuaiformer", "recall.swing", "recall.popular", "prerank", "rank", "rerank"]) {
+    for (const key of [
+      "recall.kuaiformer",
+      "recall.generative",
+      "recall.swing",
+      "recall.popular",
+      "prerank",
+      "rank",
+      "rerank",
+    ]) {
       assert.ok(res.modelVersions[key], `model_versions has ${key}`);
     }
     for (const item of res.items) {
       assert.ok(
         item.channels.length > 0 &&
-          item.channels.every((c) => ["kuaiformer", "swing", "fresh", "popular"].includes(c)),
+          item.channels.every((c) => ["kuaiformer", "generative", "swing", "fresh", "popular"].includes(c)),
       );
       assert.ok(item.reason.length > 0);
       assert.ok(Number.isFinite(item.score));

@@ -512,11 +512,17 @@ def run(cfg: RankRunConfig, data_dir: str | Path, store_dir: str | Path, replay_
     pcfg = model_config(cfg.prerank_model, ds, vocab, content, None, feats.recall_dim)
     prerank = TwoTowerPrerank(pcfg)
     # prerank keeps what rank puts on top: its epoch is chosen by the validation NDCG@10 of prerank's
-    # top `prerank_keep` re-ordered by the served rank model
+    # top `prerank_keep` re-ordered by the served rank model, plus that of prerank's own order. The
+    # first alone is nearly flat across epochs (rank re-orders whatever survives), so it picked an
+    # undertrained first epoch whose own order was barely better than recall's; the own order is
+    # also what the funnel serves when rank fails open.
+    def prerank_select(m) -> float:
+        r = funnel_eval(replay, samples, feats, m, {"rank": models[cfg.serve_mode]}, cfg.prerank_keep,
+                        cfg.fusion, part=1, ks=(10,))
+        return r["ndcg@10_prerank>rank"] + r["ndcg@10_prerank"]
+
     p_info = train_model(prerank, feats, samples, cfg.prerank_train, vocab, cfg.seed + 100, "prerank",
-                         select=lambda m: funnel_eval(replay, samples, feats, m, {"rank": models[cfg.serve_mode]},
-                                                      cfg.prerank_keep, cfg.fusion, part=1,
-                                                      ks=(10,))["ndcg@10_prerank>rank"])
+                         select=prerank_select)
     p_test = evaluate(prerank, feats, samples, 2, vocab)
     log(f"[prerank] test {json.dumps({k: round(v, 4) for k, v in p_test.items()})}")
 
