@@ -5,10 +5,10 @@
 #                              [--replay FILE]
 #
 # Defaults: --profile default, --data data/ml-latest-small, --store var/models.
-# First trains a KuaiFormer (and a generative model, when the store has one) on
-# each user's events before the sample moments, then replays the served recall
-# stage (built TypeScript, those models, the store's `content` model, Swing
-# rebuilt likewise) at the moments before each user's held-out last event
+# First trains a KuaiFormer on each user's events before the sample moments,
+# then replays the served recall stage (built TypeScript, that KuaiFormer, the
+# store's `content` model, Swing rebuilt likewise; not the generative channel)
+# at the moments before each user's held-out last event
 # (services/gateway/src/eval/replay-cli.ts); those candidate sets are the
 # samples. Each run adds a version of `em3` and of `prerank` and switches their
 # CURRENT pointers. --docs docs/evaluation.md rewrites the ranking section of that file.
@@ -50,12 +50,6 @@ else
   say "training the replay's KuaiFormer on each user's events before the last $((contexts + 1))"
   node services/gateway/dist/eval/replay-cli.js --data "$data" --contexts "$contexts" --write-data "$scratch/data"
   bash scripts/train.sh --profile "$profile" --model kuaiformer --data "$scratch/data" --store "$scratch/models"
-  # Likewise the generative channel when the store serves one (it reads the content vectors too).
-  if [ -s "$store/generative/CURRENT" ]; then
-    say "training the replay's generative model on the same events"
-    ln -s "$(cd "$store" && pwd)/content" "$scratch/models/content"
-    bash scripts/train.sh --profile "$profile" --model generative --data "$scratch/data" --store "$scratch/models"
-  fi
   say "replaying the served recall at $contexts moments per user (users: ${users/#0/all})"
   mkdir -p "$(dirname "$replay")"
   node services/gateway/dist/eval/replay-cli.js --data "$data" --store "$store" --sequence-store "$scratch/models" \

@@ -54,6 +54,27 @@ describe("RecallPipeline", () => {
     assert.deepEqual(out.degradations, []);
   });
 
+  it("asks a channel for quota + history length, and one that excludes history items for its quota", async () => {
+    const asked: Record<string, number> = {};
+    const recording = (id: string, excludesHistory: boolean): CandidateSource => ({
+      id,
+      excludesHistory,
+      fetch(_ctx, quota) {
+        asked[id] = quota;
+        return [];
+      },
+    });
+    const pipeline = new RecallPipeline(
+      [
+        { source: recording("swing", false), quota: 5, timeoutMs: 50 },
+        { source: recording("generative", true), quota: 5, timeoutMs: 50 },
+      ],
+      () => [],
+    );
+    await pipeline.run(request(["h1", "h2", "h3"]));
+    assert.deepEqual(asked, { swing: 8, generative: 5 });
+  });
+
   it("applies each channel's quota after filtering, and quota overrides", async () => {
     const pipeline = new RecallPipeline(
       [
