@@ -54,8 +54,8 @@ export const homeFeed: FunnelDefinition = {
     // kuaiformer 500, not 1,000: the whole funnel recommends as well or better with
     // 500 (HR@20 0.107 vs 0.097) for 15-20% less CPU per request (npm run eval:funnel,
     // docs/evaluation.md): candidates 500-1,000 rarely survive prerank.
-    // generative 100: the whole funnel's HR@10 0.0969 -> 0.1013 with it, 0.0984 with 300 (eval:funnel,
-    // rows of services/gateway/eval-rows/, before rank was retrained on replays with it).
+    // generative 100: with it the whole funnel's HR@10 rose 0.0969 -> 0.1013, with 300 only to 0.0984
+    // (npm run eval:funnel, 2026-12-07; the rows of services/gateway/eval-rows/, docs/evaluation.md).
     channels: { kuaiformer: 500, generative: 100, swing: 300, fresh: 100, query: 300, popular: 200 },
   },
   // Budgets (docs/architecture.md): DESIGN.md's 25/10/40/5 ms redistributed to the
