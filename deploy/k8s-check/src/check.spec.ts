@@ -59,7 +59,14 @@ describe("the trainer CronJob", () => {
       ...(spec.initContainers as JsonObject[]).map((c) => c.name),
       ...(spec.containers as JsonObject[]).map((c) => c.name),
     ];
-    assert.deepEqual(steps, ["dataset", "swing", "sequence-models", "content", "generative-model", "rank-models"]);
+    assert.deepEqual(steps, [
+      "dataset",
+      "swing",
+      "sequence-models",
+      "content",
+      "generative-model",
+      "rank-models",
+    ]);
     const step = (name: string) =>
       [...(spec.initContainers as JsonObject[]), ...(spec.containers as JsonObject[])].find(
         (c) => c.name === name,

@@ -10,7 +10,9 @@ export const recallConfigSpec = {
   /** Overall cap on candidates returned. */
   RECSYS_RECALL_MAX_CANDIDATES: env.int(2000, 1, 20_000),
   /** Default quota per channel, "channel=quota,...". */
-  RECSYS_RECALL_QUOTAS: env.numberMap("kuaiformer=500,generative=100,swing=300,fresh=100,query=300,popular=200"),
+  RECSYS_RECALL_QUOTAS: env.numberMap(
+    "kuaiformer=500,generative=100,swing=300,fresh=100,query=300,popular=200",
+  ),
   /** Sequence recall models to serve as channels (model store names), e.g. "kuaiformer,sasrec". */
   RECSYS_SEQUENCE_MODELS: env.str("kuaiformer"),
   /** The generative retrieval model (model store name; "" = no generative channel). */
