@@ -60,6 +60,37 @@ export class OnnxPool {
   }
 }
 
+/**
+ * Reusable buffers for large inputs. A fresh ArrayBuffer per request (about 1 MB of candidate
+ * content vectors for prerank at 600 candidates) is external memory to V8, and its growth made
+ * the ONNX worker run a ~3 ms full GC about every 40 requests (docs/benchmarks.md). The worker
+ * moves a run's input buffers back with its result (RunResult.inputs); `release` them here.
+ */
+export class BufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+
+  constructor(private readonly keepPerSize = 4) {}
+
+  /** A zeroed buffer of at least `bytes` bytes (sizes are powers of two, from 4 KiB). */
+  take(bytes: number): ArrayBuffer {
+    let size = 4096;
+    while (size < bytes) size *= 2;
+    const buf = this.free.get(size)?.pop();
+    if (!buf) return new ArrayBuffer(size);
+    new Uint8Array(buf, 0, bytes).fill(0);
+    return buf;
+  }
+
+  release(buffers: readonly ArrayBuffer[]): void {
+    for (const buf of buffers) {
+      if (buf.byteLength < 4096 || (buf.byteLength & (buf.byteLength - 1)) !== 0) continue;
+      const list = this.free.get(buf.byteLength) ?? [];
+      if (list.length < this.keepPerSize) list.push(buf);
+      this.free.set(buf.byteLength, list);
+    }
+  }
+}
+
 export function int64Tensor(values: BigInt64Array, dims: number[]): TensorData {
   return { type: "int64", dims, data: values.buffer as ArrayBuffer };
 }

@@ -5,12 +5,15 @@
  * are kept so a hot swap can finish in-flight requests on the old version.
  */
 import * as ort from "onnxruntime-node";
+import { move, transferableSymbol, valueSymbol } from "piscina";
 
 export interface TensorData {
   readonly type: "float32" | "int64" | "int32";
   readonly dims: readonly number[];
-  /** Raw little-endian values (float32, int64 or int32). */
+  /** Raw little-endian values (float32, int64 or int32): the first product(dims) of them. */
   readonly data: ArrayBuffer;
+  /** The caller reuses this buffer: the worker moves it back with the result (RunResult.inputs). */
+  readonly reusable?: boolean;
 }
 
 export interface RunTask {
@@ -28,6 +31,8 @@ export interface RunResult {
   /** Why a preferred provider was not used, when it was not. */
   readonly fallbackReason?: string;
   readonly inferenceMs: number;
+  /** The reusable input buffers, moved back to the caller (no new external memory per run). */
+  readonly inputs: ArrayBuffer[];
 }
 
 interface CachedSession {
@@ -86,13 +91,28 @@ function sessionFor(task: RunTask): Promise<CachedSession> {
 }
 
 function toTensor(t: TensorData): ort.Tensor {
+  const n = t.dims.reduce((a, b) => a * b, 1);
   switch (t.type) {
     case "float32":
-      return new ort.Tensor("float32", new Float32Array(t.data), t.dims);
+      return new ort.Tensor("float32", new Float32Array(t.data, 0, n), t.dims);
     case "int64":
-      return new ort.Tensor("int64", new BigInt64Array(t.data), t.dims);
+      return new ort.Tensor("int64", new BigInt64Array(t.data, 0, n), t.dims);
     case "int32":
-      return new ort.Tensor("int32", new Int32Array(t.data), t.dims);
+      return new ort.Tensor("int32", new Int32Array(t.data, 0, n), t.dims);
+  }
+}
+
+/** A result whose buffers move (not copy) back to the calling thread. */
+class Moved {
+  constructor(
+    private readonly value: RunResult,
+    private readonly buffers: ArrayBuffer[],
+  ) {}
+  get [transferableSymbol](): ArrayBuffer[] {
+    return this.buffers;
+  }
+  get [valueSymbol](): RunResult {
+    return this.value;
   }
 }
 
@@ -104,6 +124,10 @@ function fromTensor(t: ort.Tensor): TensorData {
 }
 
 export default async function run(task: RunTask): Promise<RunResult> {
+  return move(new Moved(...(await infer(task)))) as unknown as RunResult;
+}
+
+async function infer(task: RunTask): Promise<[RunResult, ArrayBuffer[]]> {
   const cached = await sessionFor(task);
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(task.feeds)) feeds[name] = toTensor(t);
@@ -112,10 +136,13 @@ export default async function run(task: RunTask): Promise<RunResult> {
   const inferenceMs = performance.now() - started;
   const outputs: Record<string, TensorData> = {};
   for (const [name, t] of Object.entries(results)) outputs[name] = fromTensor(t);
-  return {
+  const inputs = [...new Set(Object.values(task.feeds).flatMap((t) => (t.reusable ? [t.data] : [])))];
+  const result: RunResult = {
     outputs,
     provider: cached.provider,
     inferenceMs,
+    inputs,
     ...(cached.fallbackReason ? { fallbackReason: cached.fallbackReason } : {}),
   };
+  return [result, [...inputs, ...Object.values(outputs).map((o) => o.data)]];
 }

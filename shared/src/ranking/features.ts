@@ -16,7 +16,7 @@ import type { ItemRecord } from "../data/dataset.js";
 import type { ContentTable } from "../encoder/content-table.js";
 import type { HistoryRow, UserView } from "../funnel/types.js";
 import { EventType } from "../gen/recsys/common/v1/common_pb.js";
-import { float32Tensor, type TensorData } from "../onnx/pool.js";
+import { type BufferPool, float32Tensor, type TensorData } from "../onnx/pool.js";
 import type { RankingInputName, RankingModelSpec } from "./model.js";
 
 /** Vocabulary indices: 0 padding, 1 out of vocabulary (items and users). */
@@ -222,9 +222,12 @@ export function buildRankingFeeds(
   features: ItemFeatureTable,
   user: UserView,
   candidates: readonly RecallView[],
+  buffers?: BufferPool,
 ): RankingFeeds {
   const { maxHistLen: L, maxGenres: G, contentDim: C } = space;
   const N = candidates.length;
+  /** The content columns (the large inputs) come from `buffers` when given. */
+  const floats = (n: number) => (buffers ? new Float32Array(buffers.take(n * 4), 0, n) : new Float32Array(n));
   const wanted = new Set<string>(spec.inputs);
   const feeds: Record<string, TensorData> = {};
   const put = (name: RankingInputName, tensor: () => TensorData) => {
@@ -240,7 +243,7 @@ export function buildRankingFeeds(
     item: new Int64Column(L),
     genres: new Int64Column(L * G),
     year: new Int64Column(L),
-    content: new Float32Array(L * C),
+    content: floats(L * C),
   };
   let oovHistory = 0;
   for (let k = 0, row = L - window.length; k < window.length; k++, row++)
@@ -248,14 +251,15 @@ export function buildRankingFeeds(
   put("hist_item_idx", () => hist.item.tensor([1, L]));
   put("hist_genres", () => hist.genres.tensor([1, L, G]));
   put("hist_year", () => hist.year.tensor([1, L]));
-  put("hist_content", () => float32Tensor(hist.content, [1, L, C]));
+  const reusable = buffers !== undefined;
+  put("hist_content", () => ({ ...float32Tensor(hist.content, [1, L, C]), reusable }));
 
   const hasContent = new Float32Array(N);
   const cand: ItemColumns = {
     item: new Int64Column(N),
     genres: new Int64Column(N * G),
     year: new Int64Column(N),
-    content: new Float32Array(N * C),
+    content: floats(N * C),
     hasContent,
   };
   let oovCandidates = 0;
@@ -263,7 +267,7 @@ export function buildRankingFeeds(
   put("cand_item_idx", () => cand.item.tensor([N]));
   put("cand_genres", () => cand.genres.tensor([N, G]));
   put("cand_year", () => cand.year.tensor([N]));
-  put("cand_content", () => float32Tensor(cand.content, [N, C]));
+  put("cand_content", () => ({ ...float32Tensor(cand.content, [N, C]), reusable }));
   put("cand_has_content", () => float32Tensor(hasContent, [N]));
   put("cand_recall", () => {
     const R = space.recallFeatures.length;

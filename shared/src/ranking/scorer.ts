@@ -13,7 +13,7 @@ import { newCandidate } from "../funnel/types.js";
 import { EventType } from "../gen/recsys/common/v1/common_pb.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
-import type { OnnxPool, RunResult } from "../onnx/pool.js";
+import { BufferPool, type OnnxPool, type RunResult } from "../onnx/pool.js";
 import type { Candidate, Scorer, StageContext } from "../stages/index.js";
 import { ModelWatcher } from "../store/watcher.js";
 import { buildRankingFeeds } from "./features.js";
@@ -80,6 +80,7 @@ class DeadlineError extends Error {}
 
 export class LearnedScorer {
   private readonly counters: RankingMetrics | undefined;
+  private readonly buffers = new BufferPool();
   private failures = 0;
 
   constructor(private readonly options: LearnedScorerOptions) {
@@ -102,10 +103,24 @@ export class LearnedScorer {
 
     let result: RunResult;
     try {
-      const built = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, candidates);
+      const built = buildRankingFeeds(
+        spec,
+        model,
+        model.userVocab,
+        model.features,
+        ctx.user,
+        candidates,
+        this.buffers,
+      );
       if (built.oovCandidates > 0)
         this.counters?.oovCandidates.inc({ model: spec.model }, built.oovCandidates);
-      result = await withDeadline(pool.run(model.modelPath, built.feeds), budgetMs);
+      const run = pool.run(model.modelPath, built.feeds);
+      // The input buffers come back with the result, also after a deadline: reuse them.
+      run.then(
+        (r) => this.buffers.release(r.inputs),
+        () => undefined,
+      );
+      result = await withDeadline(run, budgetMs);
     } catch (err) {
       const reason = err instanceof DeadlineError ? "model_timeout" : "model_error";
       return this.fallback(ctx, candidates, reason, err);
