@@ -127,10 +127,14 @@ class Quantiser:
         r = x.astype(np.float64).copy()
         codes = np.zeros((len(x), len(self.codebooks)), np.int64)
         for level, book in enumerate(self.codebooks):
-            d = (r ** 2).sum(1, keepdims=True) - 2 * r @ book.T + (book ** 2).sum(1)[None, :]
-            codes[:, level] = d.argmin(1)
+            codes[:, level] = _nearest(r, book)
             r -= book[codes[:, level]]
         return codes
+
+
+def _nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest centre (squared Euclidean)."""
+    return ((x ** 2).sum(1, keepdims=True) - 2 * x @ centres.T + (centres ** 2).sum(1)[None, :]).argmin(1)
 
 
 def kmeans(x: np.ndarray, k: int, iters: int, rng: np.random.Generator) -> np.ndarray:
@@ -172,12 +176,13 @@ def build_semantic_ids(cfg: GenConfig, content: np.ndarray, id_emb: np.ndarray, 
     q = Quantiser(mean, pca, ridge, cfg.content_weight, [])
     x = q.space(content, id_emb, warm)
     r = x.copy()
+    levels = []
     for k in cfg.codebook_sizes:
         book = kmeans(r, k, cfg.kmeans_iters, rng)
         q.codebooks.append(book)
-        a = ((r ** 2).sum(1, keepdims=True) - 2 * r @ book.T + (book ** 2).sum(1)[None, :]).argmin(1)
-        r = r - book[a]
-    codes3 = q.assign(x)
+        levels.append(_nearest(r, book))
+        r = r - book[levels[-1]]
+    codes3 = np.stack(levels, 1)          # what q.assign(x) gives, as served for new items
     # the collision level: within one code path, items ranked by training events (then by index)
     order = np.lexsort((np.arange(len(x)), -popularity, *codes3.T[::-1]))
     codes = np.full((len(x), len(cfg.levels)), -1, np.int64)

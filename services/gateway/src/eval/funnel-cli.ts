@@ -17,8 +17,7 @@
  *   recall+prerank+rank    cut after rank (rank's order)
  *   default-no-diversity   the whole funnel with MMR, the genre cap and fresh slots off
  *   default                the whole funnel as shipped
- *   channel:ID             one recall channel alone (the others' quotas 0), in its order; a
- *                          channel the funnel leaves at quota 0 gets 300
+ *   channel:ID             one recall channel alone (the others' quotas 0), in its order
  *   item-cf                item-based CF (cosine on the binary user x item matrix, summed
  *                          over the history; the trainer's baseline), computed in this process
  * A cut keeps the seen and excluded filters, as serving does.
@@ -105,8 +104,6 @@ const quotas = (f: typeof homeFeed) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(", ");
 
-const ALONE_QUOTA = 300;
-
 function builtInRow(name: string): Row | undefined {
   const whole = `${quotas(homeFeed)}; prerank keep ${homeFeed.prerank.keep}`;
   switch (name) {
@@ -134,11 +131,9 @@ function builtInRow(name: string): Row | undefined {
   }
   if (name.startsWith("channel:")) {
     const id = name.slice("channel:".length);
-    const configured = homeFeed.recall.channels[id];
-    if (configured === undefined)
-      throw new Error(`--config ${name}: unknown channel (known: ${channels.join(", ")})`);
-    // a channel the default funnel leaves off (quota 0) is measured at the quota it would get
-    const quota = configured || ALONE_QUOTA;
+    const quota = homeFeed.recall.channels[id];
+    if (!quota)
+      throw new Error(`--config ${name}: unknown channel or quota 0 (known: ${channels.join(", ")})`);
     const only = Object.fromEntries(
       Object.keys(homeFeed.recall.channels).map((c) => [c, c === id ? quota : 0]),
     );

@@ -7,7 +7,7 @@ import {
   type OnnxPool,
   type StageContext,
 } from "@recsys/shared";
-import { addItem, type GenerativeModel, generativeFeeds } from "../models/generative-model.js";
+import { addItem, encodeHistory, type GenerativeModel, generativeFeeds } from "../models/generative-model.js";
 
 const NEG = -1e30;
 
@@ -107,13 +107,16 @@ export async function generate(
   const { levels, offsets, vocabSize, masks, itemAtPath, itemIds } = model;
   const L = levels.length;
   const seen = new Set(history);
+  const historyTokens = encodeHistory(model, history);
   let prefixes: number[][] = [[model.bos]];
   let scores = [0];
   let flats = [0];
+  const valid: number[] = [];
   for (let level = 0; level < L; level++) {
     const k = levels[level]!;
     const off = offsets[level]!;
-    const result = await pool.run(model.modelPath, generativeFeeds(model, history, prefixes));
+    // the worker takes the buffers it is sent: each run gets its own copy of the history
+    const result = await pool.run(model.modelPath, generativeFeeds(model, historyTokens.slice(), prefixes));
     metrics?.onnxInference.observe(
       { model: "generative", provider: result.provider },
       result.inferenceMs / 1000,
@@ -127,23 +130,20 @@ export async function generate(
     for (let b = 0; b < prefixes.length; b++) {
       const row = b * vocabSize + off;
       const base = flats[b]! * k;
+      // codes that continue a real path (at the last level: to an item the user has not seen)
+      valid.length = 0;
       let max = NEG;
       for (let c = 0; c < k; c++) {
         if (!mask[base + c]) continue;
         if (level === L - 1 && seen.has(itemIds[itemAtPath[base + c]!]!)) continue;
+        valid.push(c);
         if (logits[row + c]! > max) max = logits[row + c]!;
       }
-      if (max === NEG) continue;
+      if (valid.length === 0) continue;
       let sum = 0;
-      for (let c = 0; c < k; c++) {
-        if (!mask[base + c]) continue;
-        if (level === L - 1 && seen.has(itemIds[itemAtPath[base + c]!]!)) continue;
-        sum += Math.exp(logits[row + c]! - max);
-      }
+      for (const c of valid) sum += Math.exp(logits[row + c]! - max);
       const lse = max + Math.log(sum);
-      for (let c = 0; c < k; c++) {
-        if (!mask[base + c]) continue;
-        if (level === L - 1 && seen.has(itemIds[itemAtPath[base + c]!]!)) continue;
+      for (const c of valid) {
         candScore.push(scores[b]! + logits[row + c]! - lse);
         candBeam.push(b);
         candCode.push(c);

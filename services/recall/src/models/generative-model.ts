@@ -178,7 +178,10 @@ export async function loadGenerativeModel(
   // Probe: one step for a short history must give finite [1, vocab_size] logits.
   const probeItems = [...model.codeOf.keys()].slice(0, 3);
   try {
-    const result = await pool.run(model.modelPath, generativeFeeds(model, probeItems, [[bos]]));
+    const result = await pool.run(
+      model.modelPath,
+      generativeFeeds(model, encodeHistory(model, probeItems), [[bos]]),
+    );
     const out = result.outputs.logits;
     if (!out || out.dims.join(",") !== `1,${vocabSize}`)
       throw new Error(`output logits has dims [${out?.dims.join(",")}], expected [1,${vocabSize}]`);
@@ -190,14 +193,10 @@ export async function loadGenerativeModel(
 }
 
 /**
- * The graph's inputs: the last max_history events (left-padded; an item without a semantic ID stays
- * padding in its place, as in training) and the beams' prefixes.
+ * The history input: the last max_history events (left-padded; an item without a semantic ID stays
+ * padding in its place, as in training), as tokens [1, H, L].
  */
-export function generativeFeeds(
-  model: GenerativeModel,
-  historyItemIds: readonly string[],
-  prefixes: readonly (readonly number[])[],
-) {
+export function encodeHistory(model: GenerativeModel, historyItemIds: readonly string[]): BigInt64Array {
   const H = model.maxHistory;
   const L = model.levels.length;
   const history = new BigInt64Array(H * L);
@@ -208,11 +207,23 @@ export function generativeFeeds(
     const at = (H - n + j) * L;
     for (let l = 0; l < L; l++) history[at + l] = BigInt(model.offsets[l]! + codes[l]!);
   }
+  return history;
+}
+
+/** The graph's inputs: an encoded history (encodeHistory) and the beams' prefixes. */
+export function generativeFeeds(
+  model: GenerativeModel,
+  history: BigInt64Array,
+  prefixes: readonly (readonly number[])[],
+) {
   const W = prefixes.length;
   const t = prefixes[0]?.length ?? 0;
   const prefix = new BigInt64Array(W * t);
   for (let w = 0; w < W; w++) for (let s = 0; s < t; s++) prefix[w * t + s] = BigInt(prefixes[w]![s]!);
-  return { history: int64Tensor(history, [1, H, L]), prefix: int64Tensor(prefix, [W, t]) };
+  return {
+    history: int64Tensor(history, [1, model.maxHistory, model.levels.length]),
+    prefix: int64Tensor(prefix, [W, t]),
+  };
 }
 
 /** Codes of the levels before the collision level, from a content vector (the trainer's rule for cold items). */
