@@ -135,7 +135,7 @@ async function main(): Promise<number> {
     cpuProfDir = dir;
     mkdirSync(dir, { recursive: true });
     process.stderr.write(
-      `services run with --cpu-prof; <service>.cpuprofile files go to ${dir} when they stop\n`,
+      `services run with --cpu-prof; <service>/*.cpuprofile files (one per thread) go to ${dir} when they stop\n`,
     );
   }
   if (profile.bench && str("target"))

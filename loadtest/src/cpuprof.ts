@@ -7,7 +7,7 @@
  *   node loadtest/dist/src/cpuprof.js <dir-or-file.cpuprofile>... [--top 25]
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 interface CallFrame {
@@ -128,7 +128,9 @@ function files(args: readonly string[]): string[] {
   const out: string[] = [];
   for (const a of args) {
     if (statSync(a).isDirectory()) {
-      for (const f of readdirSync(a).sort()) if (f.endsWith(".cpuprofile")) out.push(join(a, f));
+      // one subdirectory per service; worker threads write profiles of their own (CPU.<date>.<pid>.<thread>...)
+      for (const f of readdirSync(a, { recursive: true }).map(String).sort())
+        if (f.endsWith(".cpuprofile")) out.push(join(a, f));
     } else out.push(a);
   }
   return out;
@@ -137,7 +139,7 @@ function files(args: readonly string[]): string[] {
 function print(s: ProfileSummary): void {
   const pct = (ms: number) => `${((100 * ms) / Math.max(1e-9, s.busyMs)).toFixed(1)}%`.padStart(6);
   const lines = [
-    `\n### ${basename(s.file)}: ${s.busyMs.toFixed(0)} ms busy of ${s.totalMs.toFixed(0)} ms sampled ` +
+    `\n### ${s.file.split("/").slice(-2).join("/")}: ${s.busyMs.toFixed(0)} ms busy of ${s.totalMs.toFixed(0)} ms sampled ` +
       `(GC ${s.gcMs.toFixed(0)} ms, (program) ${s.programMs.toFixed(0)} ms)`,
     "  by service (innermost services/<name> frame on the stack, % of busy):",
     ...s.byService.map((x) => `  ${pct(x.ms)} ${x.ms.toFixed(0).padStart(7)} ms  ${x.service}`),

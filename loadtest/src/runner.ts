@@ -168,10 +168,8 @@ export class Session {
         threads: o.threads as never,
         nodeArgs: cpuProf
           ? Object.fromEntries(
-              SERVICES.map((s) => [
-                s,
-                ["--cpu-prof", `--cpu-prof-dir=${cpuProf}`, `--cpu-prof-name=${s}.cpuprofile`],
-              ]),
+              // default file names: each thread (worker threads too) writes a profile of its own
+              SERVICES.map((s) => [s, ["--cpu-prof", `--cpu-prof-dir=${join(cpuProf, s)}`]]),
             )
           : undefined,
       }).catch((err: unknown) => {

@@ -5,8 +5,9 @@
  */
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
-import type { RunResult, RunTask, TensorData } from "./worker.js";
+import type { ProgramResult, RunResult, RunTask, TensorData } from "./worker.js";
 
+export type { OnnxProgram, OnnxProgramContext, OutputView, ProgramResult } from "./worker.js";
 export type { RunResult, TensorData };
 
 export interface OnnxPoolOptions {
@@ -20,7 +21,7 @@ export interface OnnxPoolOptions {
 }
 
 export class OnnxPool {
-  private readonly pool: Piscina<RunTask, RunResult>;
+  private readonly pool: Piscina<RunTask, RunResult | ProgramResult<unknown>>;
   readonly providers: readonly string[];
   private readonly intraOpNumThreads: number;
 
@@ -48,7 +49,31 @@ export class OnnxPool {
     return this.pool.run(
       { modelPath, providers: this.providers, intraOpNumThreads: this.intraOpNumThreads, feeds },
       { transferList },
-    );
+    ) as Promise<RunResult>;
+  }
+
+  /**
+   * Runs an OnnxProgram (the default export of the module at `program`) with `args` on a worker,
+   * next to `modelPath`'s session: several inferences and the logic between them cost one queue
+   * wait and one round trip. `transferList` moves buffers of `args` to the worker.
+   */
+  runProgram<A, R>(
+    program: URL,
+    modelPath: string,
+    args: A,
+    transferList: ArrayBuffer[] = [],
+  ): Promise<ProgramResult<R>> {
+    return this.pool.run(
+      {
+        modelPath,
+        providers: this.providers,
+        intraOpNumThreads: this.intraOpNumThreads,
+        feeds: {},
+        program: program.href,
+        args,
+      },
+      { transferList },
+    ) as Promise<ProgramResult<R>>;
   }
 
   get queueSize(): number {

@@ -22,6 +22,40 @@ export interface RunTask {
   readonly providers: readonly string[];
   readonly intraOpNumThreads: number;
   readonly feeds: Record<string, TensorData>;
+  /** URL of an OnnxProgram module: run it with `args` next to the session instead of one inference. */
+  readonly program?: string;
+  readonly args?: unknown;
+}
+
+/** A model output on the worker, before it is copied for the caller. */
+export interface OutputView {
+  readonly dims: readonly number[];
+  readonly data: Float32Array | BigInt64Array | Int32Array;
+}
+
+/** What a program may do on the worker: inferences on the task's session. */
+export interface OnnxProgramContext {
+  infer(feeds: Record<string, TensorData>): Promise<Record<string, OutputView>>;
+}
+
+/**
+ * Several inferences with the logic between them in one task (one queue wait, one round trip),
+ * e.g. a beam search that feeds each step's choice into the next: the default export of a module
+ * the worker imports once. `transfer` lists buffers of `value` that move back to the caller.
+ */
+export type OnnxProgram<A, R> = (
+  ctx: OnnxProgramContext,
+  args: A,
+) => Promise<{ value: R; transfer?: ArrayBuffer[] }>;
+
+export interface ProgramResult<R> {
+  readonly value: R;
+  readonly provider: string;
+  readonly fallbackReason?: string;
+  /** Inference time of all the program's runs. */
+  readonly inferenceMs: number;
+  /** The program's inferences. */
+  readonly runs: number;
 }
 
 export interface RunResult {
@@ -105,13 +139,13 @@ function toTensor(t: TensorData): ort.Tensor {
 /** A result whose buffers move (not copy) back to the calling thread. */
 class Moved {
   constructor(
-    private readonly value: RunResult,
+    private readonly value: RunResult | ProgramResult<unknown>,
     private readonly buffers: ArrayBuffer[],
   ) {}
   get [transferableSymbol](): ArrayBuffer[] {
     return this.buffers;
   }
-  get [valueSymbol](): RunResult {
+  get [valueSymbol](): RunResult | ProgramResult<unknown> {
     return this.value;
   }
 }
@@ -123,8 +157,47 @@ function fromTensor(t: ort.Tensor): TensorData {
   return { type, dims: [...t.dims], data: copy as ArrayBuffer };
 }
 
-export default async function run(task: RunTask): Promise<RunResult> {
+export default async function run(task: RunTask): Promise<RunResult | ProgramResult<unknown>> {
+  if (task.program) return move(new Moved(...(await runProgram(task)))) as unknown as ProgramResult<unknown>;
   return move(new Moved(...(await infer(task)))) as unknown as RunResult;
+}
+
+const programs = new Map<string, Promise<OnnxProgram<unknown, unknown>>>();
+
+async function runProgram(task: RunTask): Promise<[ProgramResult<unknown>, ArrayBuffer[]]> {
+  const url = task.program!;
+  let program = programs.get(url);
+  if (!program) {
+    program = import(url).then((m: { default: OnnxProgram<unknown, unknown> }) => m.default);
+    program.catch(() => programs.delete(url));
+    programs.set(url, program);
+  }
+  const cached = await sessionFor(task);
+  let inferenceMs = 0;
+  let runs = 0;
+  const ctx: OnnxProgramContext = {
+    async infer(feeds) {
+      const inputs: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) inputs[name] = toTensor(t);
+      const started = performance.now();
+      const results = await cached.session.run(inputs);
+      inferenceMs += performance.now() - started;
+      runs++;
+      const out: Record<string, OutputView> = {};
+      for (const [name, t] of Object.entries(results))
+        out[name] = { dims: t.dims, data: t.data as Float32Array | BigInt64Array | Int32Array };
+      return out;
+    },
+  };
+  const { value, transfer = [] } = await (await program)(ctx, task.args);
+  const result: ProgramResult<unknown> = {
+    value,
+    provider: cached.provider,
+    inferenceMs,
+    runs,
+    ...(cached.fallbackReason ? { fallbackReason: cached.fallbackReason } : {}),
+  };
+  return [result, transfer];
 }
 
 async function infer(task: RunTask): Promise<[RunResult, ArrayBuffer[]]> {

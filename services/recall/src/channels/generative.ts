@@ -7,9 +7,8 @@ import {
   type OnnxPool,
   type StageContext,
 } from "@recsys/shared";
-import { addItem, encodeHistory, type GenerativeModel, generativeFeeds } from "../models/generative-model.js";
-
-const NEG = -1e30;
+import { addItem, encodeHistory, type GenerativeModel, pathOf } from "../models/generative-model.js";
+import type { BeamSearchArgs, BeamSearchResult } from "../models/generative-search.js";
 
 export interface GeneratedItem {
   readonly itemId: string;
@@ -23,7 +22,7 @@ export interface GeneratedItem {
  * path token by token. Beam search keeps the `width` best prefixes at each
  * level, constrained to paths that name an item; at the last level the
  * user's history items are masked out, so the final beams are unseen items,
- * best first. One ONNX run per level on the worker pool (4 per request).
+ * best first. The search runs as one task on the ONNX worker pool (one inference per level).
  *
  * New items get a path from their content vector when they are upserted
  * (`upsert`), so the channel can generate an item on its first day. The
@@ -93,9 +92,12 @@ export class GenerativeCandidateSource implements CandidateSource {
   }
 }
 
+/** The beam search, run on the ONNX worker next to the session (models/generative-search.ts). */
+const SEARCH = new URL("../models/generative-search.js", import.meta.url);
+
 /**
  * Constrained beam search: `width` items the model generates for a history (oldest first), best
- * first, none of the history's items among them.
+ * first, none of the history's items among them. One task on the worker pool runs all the levels.
  */
 export async function generate(
   model: GenerativeModel,
@@ -104,59 +106,35 @@ export async function generate(
   width: number,
   metrics?: Metrics,
 ): Promise<GeneratedItem[]> {
-  const { levels, offsets, vocabSize, masks, itemAtPath, itemIds } = model;
-  const L = levels.length;
-  const seen = new Set(history);
-  const historyTokens = encodeHistory(model, history);
-  let prefixes: number[][] = [[model.bos]];
-  let scores = [0];
-  let flats = [0];
-  const valid: number[] = [];
-  for (let level = 0; level < L; level++) {
-    const k = levels[level]!;
-    const off = offsets[level]!;
-    // the worker takes the buffers it is sent: each run gets its own copy of the history
-    const result = await pool.run(model.modelPath, generativeFeeds(model, historyTokens.slice(), prefixes));
-    metrics?.onnxInference.observe(
-      { model: "generative", provider: result.provider },
-      result.inferenceMs / 1000,
-    );
-    const logits = new Float32Array(result.outputs.logits!.data);
-    const mask = masks[level]!;
-    // every valid continuation of every beam, as (score, beam, code)
-    const candScore: number[] = [];
-    const candBeam: number[] = [];
-    const candCode: number[] = [];
-    for (let b = 0; b < prefixes.length; b++) {
-      const row = b * vocabSize + off;
-      const base = flats[b]! * k;
-      // codes that continue a real path (at the last level: to an item the user has not seen)
-      valid.length = 0;
-      let max = NEG;
-      for (let c = 0; c < k; c++) {
-        if (!mask[base + c]) continue;
-        if (level === L - 1 && seen.has(itemIds[itemAtPath[base + c]!]!)) continue;
-        valid.push(c);
-        if (logits[row + c]! > max) max = logits[row + c]!;
-      }
-      if (valid.length === 0) continue;
-      let sum = 0;
-      for (const c of valid) sum += Math.exp(logits[row + c]! - max);
-      const lse = max + Math.log(sum);
-      for (const c of valid) {
-        candScore.push(scores[b]! + logits[row + c]! - lse);
-        candBeam.push(b);
-        candCode.push(c);
-      }
-    }
-    const order = candScore.map((_, i) => i).sort((a, b) => candScore[b]! - candScore[a]! || a - b);
-    const keep = order.slice(0, width);
-    if (keep.length === 0) return [];
-    prefixes = keep.map((i) => [...prefixes[candBeam[i]!]!, off + candCode[i]!]);
-    flats = keep.map((i) => flats[candBeam[i]!]! * k + candCode[i]!);
-    scores = keep.map((i) => candScore[i]!);
+  const { itemAtPath, itemIds } = model;
+  const excluded: number[] = [];
+  for (const itemId of new Set(history)) {
+    const path = pathOf(model, itemId);
+    if (path >= 0) excluded.push(itemAtPath[path]!);
   }
-  return flats.map((flat, i) => ({ itemId: itemIds[itemAtPath[flat]!]!, logProb: scores[i]! }));
+  const historyTokens = encodeHistory(model, history);
+  const args: BeamSearchArgs = {
+    levels: model.levels,
+    offsets: model.offsets,
+    vocabSize: model.vocabSize,
+    bos: model.bos,
+    maxHistory: model.maxHistory,
+    history: historyTokens.buffer as ArrayBuffer,
+    masks: model.masks,
+    itemAtPath,
+    excluded,
+    width,
+  };
+  const result = await pool.runProgram<BeamSearchArgs, BeamSearchResult>(SEARCH, model.modelPath, args, [
+    args.history,
+  ]);
+  // one observation per search: the inference time of all its levels
+  metrics?.onnxInference.observe(
+    { model: "generative", provider: result.provider },
+    result.inferenceMs / 1000,
+  );
+  const { paths, logProbs } = result.value;
+  return Array.from(paths, (path, i) => ({ itemId: itemIds[itemAtPath[path]!]!, logProb: logProbs[i]! }));
 }
 
 /** The most recent history item that shares the longest code prefix (at least the first level), -1 none. */

@@ -83,6 +83,12 @@ function prefixIndex(levels: readonly number[], codes: ArrayLike<number>, upTo: 
   return flat;
 }
 
+/** The item's full path index (its row of itemAtPath), -1 when it has no semantic ID. */
+export function pathOf(model: GenerativeModel, itemId: string): number {
+  const codes = model.codeOf.get(itemId);
+  return codes ? prefixIndex(model.levels, codes, model.levels.length) : -1;
+}
+
 /** Records item `item` on its path: the masks of every level and the path -> item table. */
 function place(model: GenerativeModel, codes: Int32Array, item: number): void {
   const { levels } = model;
@@ -152,9 +158,12 @@ export async function loadGenerativeModel(
     bos,
     maxHistory,
     codeOf: new Map(),
-    itemAtPath: new Int32Array(paths).fill(-1),
+    // shared with the ONNX worker that runs the beam search (generative-search.ts); upserts write in place
+    itemAtPath: new Int32Array(new SharedArrayBuffer(paths * 4)).fill(-1),
     itemIds: [],
-    masks: levels.map((k, l) => new Uint8Array(levels.slice(0, l).reduce((a, b) => a * b, 1) * k)),
+    masks: levels.map(
+      (k, l) => new Uint8Array(new SharedArrayBuffer(levels.slice(0, l).reduce((a, b) => a * b, 1) * k)),
+    ),
     quantiser,
     probes: (manifest.probes as GenerativeProbe[] | undefined) ?? [],
     quantiserProbes: (manifest.quantiser_probes as QuantiserProbe[] | undefined) ?? [],
@@ -200,12 +209,13 @@ export function encodeHistory(model: GenerativeModel, historyItemIds: readonly s
   const H = model.maxHistory;
   const L = model.levels.length;
   const history = new BigInt64Array(H * L);
+  const words = new Int32Array(history.buffer); // tokens are small and non-negative: the low words
   const n = Math.min(H, historyItemIds.length);
   for (let j = 0; j < n; j++) {
     const codes = model.codeOf.get(historyItemIds[historyItemIds.length - n + j]!);
     if (!codes) continue;
     const at = (H - n + j) * L;
-    for (let l = 0; l < L; l++) history[at + l] = BigInt(model.offsets[l]! + codes[l]!);
+    for (let l = 0; l < L; l++) words[(at + l) * 2] = model.offsets[l]! + codes[l]!;
   }
   return history;
 }
