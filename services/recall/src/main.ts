@@ -96,11 +96,16 @@ const quotaOf = (id: string) => cfg.RECSYS_RECALL_QUOTAS[id] ?? 0;
 const channels: ChannelConfig[] = [];
 
 // Sequence models (KuaiFormer; optionally the SASRec baseline), hot-swapped from the model store.
-const pool = new OnnxPool({ threads: cfg.RECSYS_ONNX_THREADS });
-rt.onShutdown(() => pool.close());
-for (const name of cfg.RECSYS_SEQUENCE_MODELS.split(",")
+const sequenceModels = cfg.RECSYS_SEQUENCE_MODELS.split(",")
   .map((s) => s.trim())
-  .filter(Boolean)) {
+  .filter(Boolean);
+// sessions per worker: one per sequence model and two for the generative model's graphs, twice over for hot swaps
+const pool = new OnnxPool({
+  threads: cfg.RECSYS_ONNX_THREADS,
+  maxSessions: 2 * (sequenceModels.length + (cfg.RECSYS_GENERATIVE_MODEL ? 2 : 0)),
+});
+rt.onShutdown(() => pool.close());
+for (const name of sequenceModels) {
   const watcher = new ModelWatcher<SequenceModel>({
     store: cfg.RECSYS_MODEL_STORE,
     model: name,

@@ -39,8 +39,6 @@ from .model import Block
 NEG = -1e9
 PAD, BOS = 0, 1
 FIRST_CODE_TOKEN = 2
-INPUT_NAMES = ["history", "prefix"]
-OUTPUT_NAME = "logits"
 OPSET = 18
 PARITY_TOLERANCE = 1e-4
 
@@ -483,20 +481,89 @@ class GenTrainer:
 # ---- export --------------------------------------------------------------------------------------
 
 
+def decode_step(m: GenerativeRetriever, token: torch.Tensor, pos: torch.Tensor, past_k, past_v,
+                memory_k: torch.Tensor, memory_v: torch.Tensor, memory_bias: torch.Tensor):
+    """One decoder step of W beams with cached keys/values (the served search): token [W] at position
+    pos [1], past_k/past_v [NL, W, heads, t, dh] of the earlier positions (None at BOS), the history's
+    cross-attention keys/values [NL, 1, heads, H, dh] -> logits [W, V] and the keys/values including
+    this position [NL, W, heads, t + 1, dh]. The same arithmetic as decode() for the last position."""
+    y = m.code_emb(token) + m.dec_pos.index_select(0, pos)                   # [W, D]
+    W, D = y.shape
+    heads = m.decoder[0].heads
+    dh = D // heads
+    scale = float(dh) ** -0.5
+    ks, vs = [], []
+    for layer, blk in enumerate(m.decoder):
+        q, k, v = (x.reshape(W, heads, 1, dh) for x in blk.self_qkv(blk.ln1(y)).chunk(3, dim=-1))
+        if past_k is not None:
+            k, v = torch.cat([past_k[layer], k], 2), torch.cat([past_v[layer], v], 2)   # [W, heads, t+1, dh]
+        ks.append(k)
+        vs.append(v)
+        # one query per beam: products and sums, not W x heads matrix products of one row each
+        att = torch.softmax((q * k).sum(-1) * scale, dim=-1)                    # [W, heads, t+1]
+        y = y + blk.self_out((att[..., None] * v).sum(2).reshape(W, D))
+        # cross-attention: the beams are the query rows of one matrix product per head
+        cq = blk.q(blk.ln2(y)).reshape(W, heads, dh).transpose(0, 1)[None]      # [1, heads, W, dh]
+        catt = torch.softmax(torch.matmul(cq, memory_k[layer].transpose(-1, -2)) * scale + memory_bias, dim=-1)
+        c = torch.matmul(catt, memory_v[layer])[0].transpose(0, 1).reshape(W, D)
+        y = y + blk.cross_out(c)
+        y = y + blk.ffn(blk.ln3(y))
+    return m.head(m.dec_ln(y)), torch.stack(ks), torch.stack(vs)
+
+
+class EncoderGraph(nn.Module):
+    """encoder.onnx: the history, once per request -> the BOS step's logits [1, V] and keys/values,
+    and the cross-attention keys/values of every decoder layer and the history mask for the steps."""
+
+    def __init__(self, model: GenerativeRetriever):
+        super().__init__()
+        self.m = model
+
+    def forward(self, history: torch.Tensor):
+        m = self.m
+        memory, bias = m.encode(history)
+        mk, mv = zip(*((m.decoder[0]._heads(k), m.decoder[0]._heads(v))
+                       for k, v in (blk.kv(memory).chunk(2, dim=-1) for blk in m.decoder)))
+        mk, mv = torch.stack(mk), torch.stack(mv)
+        bos = torch.full((1,), BOS, dtype=torch.long)
+        logits, pk, pv = decode_step(m, bos, torch.zeros(1, dtype=torch.long), None, None, mk, mv, bias)
+        return logits, pk, pv, mk, mv, bias
+
+
+class StepGraph(nn.Module):
+    """step.onnx: one level of the beam search. Beam w continues beam parent[w] of the previous
+    level (its cached keys/values) with token[w] at position step."""
+
+    def __init__(self, model: GenerativeRetriever):
+        super().__init__()
+        self.m = model
+
+    def forward(self, token, parent, step, past_k, past_v, memory_k, memory_v, memory_bias):
+        return decode_step(self.m, token, step, past_k.index_select(1, parent), past_v.index_select(1, parent),
+                           memory_k, memory_v, memory_bias)
+
+
+ENCODER_OUTPUTS = ["logits", "past_k", "past_v", "memory_k", "memory_v", "memory_bias"]
+STEP_INPUTS = ["token", "parent", "step", "past_k", "past_v", "memory_k", "memory_v", "memory_bias"]
+STEP_OUTPUTS = ["logits", "present_k", "present_v"]
+
+
 def probe_inputs(model: GenerativeRetriever, seed: int = 0):
-    """A full history, a short one and an empty one, and a beam of three prefixes of two tokens."""
+    """A full history, a short one and an empty one, and three beams of three tokens (BOS first)."""
     g = np.random.default_rng(seed)
     H, L = model.cfg.max_history, len(model.cfg.levels)
     hist = np.zeros((3, H, L), np.int64)
     for r, n in enumerate([H, max(1, H // 3), 0]):
         if n:
             hist[r, H - n:] = g.integers(FIRST_CODE_TOKEN, model.vocab, size=(n, L))
-    prefix = np.full((3, 2), BOS, np.int64)
-    prefix[:, 1] = g.integers(FIRST_CODE_TOKEN, model.vocab, size=3)
+    prefix = np.full((3, 3), BOS, np.int64)
+    prefix[:, 1:] = g.integers(FIRST_CODE_TOKEN, model.vocab, size=(3, 2))
     return hist, prefix
 
 
-def export_onnx(model: GenerativeRetriever, path: Path) -> float:
+def export_onnx(model: GenerativeRetriever, out_dir: Path) -> float:
+    """Writes encoder.onnx and step.onnx; returns the largest |onnxruntime - torch| over the probes,
+    the steps checked against the full decoder for the same prefixes (beams reordered on the way)."""
     import io
     import warnings
 
@@ -505,28 +572,74 @@ def export_onnx(model: GenerativeRetriever, path: Path) -> float:
 
     model.eval()
     hist, prefix = probe_inputs(model)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.from_numpy(hist[:1]), torch.from_numpy(prefix)), buf,
-                          input_names=INPUT_NAMES, output_names=[OUTPUT_NAME],
-                          dynamic_axes={"prefix": {0: "beams", 1: "steps"},
-                                        OUTPUT_NAME: {0: "beams"}},
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    proto = onnx.load_from_string(buf.getvalue())
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path), save_as_external_data=False)
+    H = hist.shape[1]
+
+    def save(module: nn.Module, args: tuple, name: str, inputs: list[str], outputs: list[str], axes: dict) -> None:
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, buf, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                              opset_version=OPSET, do_constant_folding=True, dynamo=False)
+        proto = onnx.load_from_string(buf.getvalue())
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(out_dir / name), save_as_external_data=False)
+
+    enc = EncoderGraph(model).eval()
+    step = StepGraph(model).eval()
+    with torch.no_grad():
+        _, pk, pv, mk, mv, mb = enc(torch.from_numpy(hist[:1]))
+        save(enc, (torch.from_numpy(hist[:1]),), "encoder.onnx", ["history"], ENCODER_OUTPUTS, {})
+        token, parent, pos = torch.from_numpy(prefix[:, 1]), torch.zeros(3, dtype=torch.long), torch.ones(1, dtype=torch.long)
+        save(step, (token, parent, pos, pk, pv, mk, mv, mb), "step.onnx", STEP_INPUTS, STEP_OUTPUTS,
+             {"token": {0: "beams"}, "parent": {0: "beams"}, "past_k": {1: "previous_beams", 3: "steps"},
+              "past_v": {1: "previous_beams", 3: "steps"}, "logits": {0: "beams"},
+              "present_k": {1: "beams", 3: "steps_and_this"}, "present_v": {1: "beams", 3: "steps_and_this"}})
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess_enc = ort.InferenceSession(str(out_dir / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
+    sess_step = ort.InferenceSession(str(out_dir / "step.onnx"), opts, providers=["CPUExecutionProvider"])
     worst = 0.0
+    order = np.array([2, 0, 1])                # the third level continues the beams in another order
     with torch.no_grad():
-        for r in range(3):                     # batch-1 history broadcast to the beams, as served
-            for t in (1, 2):
-                ref = model(torch.from_numpy(hist[r:r + 1]), torch.from_numpy(prefix[:, :t])).numpy()
-                out = sess.run([OUTPUT_NAME], {"history": hist[r:r + 1], "prefix": prefix[:, :t]})[0]
-                worst = max(worst, float(np.abs(out - ref).max()))
+        for r in range(3):
+            h = torch.from_numpy(hist[r:r + 1])
+            logits, pk, pv, mk, mv, mb = sess_enc.run(ENCODER_OUTPUTS, {"history": hist[r:r + 1]})
+            ref = model(h, torch.from_numpy(prefix[:1, :1])).numpy()
+            worst = max(worst, float(np.abs(logits - ref).max()))
+            feeds = {"memory_k": mk, "memory_v": mv, "memory_bias": mb}
+            logits, pk, pv = sess_step.run(STEP_OUTPUTS, {**feeds, "token": prefix[:, 1], "parent": np.zeros(3, np.int64),
+                                                          "step": np.array([1]), "past_k": pk, "past_v": pv})
+            ref = model(h, torch.from_numpy(prefix[:, :2])).numpy()
+            worst = max(worst, float(np.abs(logits - ref).max()))
+            logits, _, _ = sess_step.run(STEP_OUTPUTS, {**feeds, "token": prefix[:, 2], "parent": order,
+                                                        "step": np.array([2]), "past_k": pk, "past_v": pv})
+            reordered = np.concatenate([prefix[order, :2], prefix[:, 2:3]], 1)
+            ref = model(h, torch.from_numpy(reordered)).numpy()
+            worst = max(worst, float(np.abs(logits - ref).max()))
+    assert H == model.cfg.max_history
     return worst
+
+
+def graph_signature(cfg: GenConfig, vocab: int) -> dict:
+    """The two graphs' inputs and outputs: NL decoder layers, heads, dh = dim / heads."""
+    NL, h, dh, H = cfg.decoder_layers, cfg.heads, cfg.dim // cfg.heads, cfg.max_history
+    kv = lambda name, beams, steps: {"name": name, "dtype": "float32", "shape": [NL, beams, h, steps, dh]}  # noqa: E731
+    memory = [{"name": "memory_k", "dtype": "float32", "shape": [NL, 1, h, H, dh]},
+              {"name": "memory_v", "dtype": "float32", "shape": [NL, 1, h, H, dh]},
+              {"name": "memory_bias", "dtype": "float32", "shape": [1, 1, 1, H]}]
+    return {
+        "encoder": {"file": "encoder.onnx",
+                    "inputs": [{"name": "history", "dtype": "int64", "shape": [1, H, len(cfg.levels)]}],
+                    "outputs": [{"name": "logits", "dtype": "float32", "shape": [1, vocab]},
+                                kv("past_k", 1, 1), kv("past_v", 1, 1), *memory]},
+        "step": {"file": "step.onnx",
+                 "inputs": [{"name": "token", "dtype": "int64", "shape": ["beams"]},
+                            {"name": "parent", "dtype": "int64", "shape": ["beams"]},
+                            {"name": "step", "dtype": "int64", "shape": [1]},
+                            kv("past_k", "previous_beams", "steps"), kv("past_v", "previous_beams", "steps"), *memory],
+                 "outputs": [{"name": "logits", "dtype": "float32", "shape": ["beams", vocab]},
+                             kv("present_k", "beams", "steps + 1"), kv("present_v", "beams", "steps + 1")]},
+    }
 
 
 def _current_dir(store_dir: Path, model: str) -> Path:
@@ -622,7 +735,7 @@ def run(cfg: GenConfig, data_dir: str | Path, store_dir: str | Path) -> dict:
     version = store.unique_version_name(store_dir, "generative", cfg.profile)
     staged = store.staging_dir(store_dir, "generative", version)
     try:
-        parity = export_onnx(model, staged / "model.onnx")
+        parity = export_onnx(model, staged)
         log(f"[generative] ONNX parity max |onnxruntime - torch| = {parity:.2e}")
         if not parity <= PARITY_TOLERANCE:
             raise RuntimeError(f"ONNX parity {parity} exceeds {PARITY_TOLERANCE}")
@@ -636,11 +749,7 @@ def run(cfg: GenConfig, data_dir: str | Path, store_dir: str | Path) -> dict:
         D = content.shape[1]
         manifest = {
             "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "signature": {
-                "inputs": [{"name": "history", "dtype": "int64", "shape": [1, cfg.max_history, len(cfg.levels)]},
-                           {"name": "prefix", "dtype": "int64", "shape": ["beams", "steps"]}],
-                "outputs": [{"name": OUTPUT_NAME, "dtype": "float32", "shape": ["beams", table.vocab]}],
-            },
+            "signature": graph_signature(cfg, table.vocab),
             "levels": cfg.levels,
             "token_offsets": table.offsets,
             "vocab_size": table.vocab,

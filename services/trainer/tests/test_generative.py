@@ -103,7 +103,7 @@ class GenerativePipelineTest(unittest.TestCase):
             version = store.read_current(st, "generative")
             manifest = store.verify_version(st / "generative" / version)
             self.assertEqual(set(manifest["files"]),
-                             {"model.onnx", "codes.tsv", "projection.f32", "codebooks.f32", "weights.pt"})
+                             {"encoder.onnx", "step.onnx", "codes.tsv", "projection.f32", "codebooks.f32", "weights.pt"})
             self.assertEqual(len(manifest["levels"]), 4)
             self.assertTrue(manifest["probes"] and all(p["top"] for p in manifest["probes"]))
             for probe in manifest["probes"]:

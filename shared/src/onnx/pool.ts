@@ -18,12 +18,18 @@ export interface OnnxPoolOptions {
   readonly executionProvider?: "cpu" | "cuda";
   /** Tasks queued beyond this are rejected (the caller degrades). */
   readonly maxQueue?: number;
+  /**
+   * ONNX sessions each worker keeps open (default 2): at least the graphs the pool serves, twice
+   * that so a hot swap can finish in-flight requests on the previous version.
+   */
+  readonly maxSessions?: number;
 }
 
 export class OnnxPool {
   private readonly pool: Piscina<RunTask, RunResult | ProgramResult<unknown>>;
   readonly providers: readonly string[];
   private readonly intraOpNumThreads: number;
+  private readonly maxSessions: number;
 
   constructor(options: OnnxPoolOptions = {}) {
     const threads = options.threads ?? 1;
@@ -36,6 +42,7 @@ export class OnnxPool {
     });
     this.providers = options.executionProvider === "cuda" ? ["cuda", "cpu"] : ["cpu"];
     this.intraOpNumThreads = options.intraOpNumThreads ?? 1;
+    this.maxSessions = options.maxSessions ?? 2;
   }
 
   /**
@@ -47,27 +54,29 @@ export class OnnxPool {
   run(modelPath: string, feeds: Record<string, TensorData>): Promise<RunResult> {
     const transferList = Object.values(feeds).map((f) => f.data);
     return this.pool.run(
-      { modelPath, providers: this.providers, intraOpNumThreads: this.intraOpNumThreads, feeds },
+      {
+        modelPath,
+        providers: this.providers,
+        intraOpNumThreads: this.intraOpNumThreads,
+        maxSessions: this.maxSessions,
+        feeds,
+      },
       { transferList },
     ) as Promise<RunResult>;
   }
 
   /**
    * Runs an OnnxProgram (the default export of the module at `program`) with `args` on a worker,
-   * next to `modelPath`'s session: several inferences and the logic between them cost one queue
+   * next to the sessions it uses: several inferences and the logic between them cost one queue
    * wait and one round trip. `transferList` moves buffers of `args` to the worker.
    */
-  runProgram<A, R>(
-    program: URL,
-    modelPath: string,
-    args: A,
-    transferList: ArrayBuffer[] = [],
-  ): Promise<ProgramResult<R>> {
+  runProgram<A, R>(program: URL, args: A, transferList: ArrayBuffer[] = []): Promise<ProgramResult<R>> {
     return this.pool.run(
       {
-        modelPath,
+        modelPath: "",
         providers: this.providers,
         intraOpNumThreads: this.intraOpNumThreads,
+        maxSessions: this.maxSessions,
         feeds: {},
         program: program.href,
         args,

@@ -21,8 +21,10 @@ export interface RunTask {
   /** Preference order, e.g. ["cuda", "cpu"] or ["cpu"]. */
   readonly providers: readonly string[];
   readonly intraOpNumThreads: number;
+  /** Sessions the worker keeps open, most recently used first (the pool's models and their previous versions). */
+  readonly maxSessions?: number;
   readonly feeds: Record<string, TensorData>;
-  /** URL of an OnnxProgram module: run it with `args` next to the session instead of one inference. */
+  /** URL of an OnnxProgram module: run it with `args` instead of one inference of `modelPath`. */
   readonly program?: string;
   readonly args?: unknown;
 }
@@ -33,9 +35,13 @@ export interface OutputView {
   readonly data: Float32Array | BigInt64Array | Int32Array;
 }
 
-/** What a program may do on the worker: inferences on the task's session. */
+/** What a program may do on the worker: inferences on the sessions of the pool's models. */
 export interface OnnxProgramContext {
-  infer(feeds: Record<string, TensorData>): Promise<Record<string, OutputView>>;
+  /** Outputs of one inference can be fed back as inputs of the next as they are. */
+  infer(
+    modelPath: string,
+    feeds: Record<string, TensorData | OutputView>,
+  ): Promise<Record<string, OutputView>>;
 }
 
 /**
@@ -50,6 +56,7 @@ export type OnnxProgram<A, R> = (
 
 export interface ProgramResult<R> {
   readonly value: R;
+  /** The provider of the last session the program ran on. */
   readonly provider: string;
   readonly fallbackReason?: string;
   /** Inference time of all the program's runs. */
@@ -75,6 +82,7 @@ interface CachedSession {
   fallbackReason?: string;
 }
 
+/** Sessions kept per worker when a task does not say (RunTask.maxSessions). */
 const MAX_SESSIONS = 2;
 const sessions = new Map<string, Promise<CachedSession>>();
 
@@ -116,7 +124,7 @@ function sessionFor(task: RunTask): Promise<CachedSession> {
   entry = openSession(task);
   entry.catch(() => sessions.delete(key));
   sessions.set(key, entry);
-  while (sessions.size > MAX_SESSIONS) {
+  while (sessions.size > (task.maxSessions ?? MAX_SESSIONS)) {
     const [oldestKey, oldest] = sessions.entries().next().value as [string, Promise<CachedSession>];
     sessions.delete(oldestKey);
     void oldest.then((s) => s.session.release()).catch(() => undefined);
@@ -134,6 +142,12 @@ function toTensor(t: TensorData): ort.Tensor {
     case "int32":
       return new ort.Tensor("int32", new Int32Array(t.data, 0, n), t.dims);
   }
+}
+
+function viewTensor(t: OutputView): ort.Tensor {
+  if (t.data instanceof Float32Array) return new ort.Tensor("float32", t.data, t.dims);
+  if (t.data instanceof BigInt64Array) return new ort.Tensor("int64", t.data, t.dims);
+  return new ort.Tensor("int32", t.data, t.dims);
 }
 
 /** A result whose buffers move (not copy) back to the calling thread. */
@@ -172,13 +186,17 @@ async function runProgram(task: RunTask): Promise<[ProgramResult<unknown>, Array
     program.catch(() => programs.delete(url));
     programs.set(url, program);
   }
-  const cached = await sessionFor(task);
+  let provider = "";
+  let fallbackReason: string | undefined;
   let inferenceMs = 0;
   let runs = 0;
   const ctx: OnnxProgramContext = {
-    async infer(feeds) {
+    async infer(modelPath, feeds) {
+      const cached = await sessionFor({ ...task, modelPath });
+      provider = cached.provider;
+      fallbackReason ??= cached.fallbackReason;
       const inputs: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) inputs[name] = toTensor(t);
+      for (const [name, t] of Object.entries(feeds)) inputs[name] = "type" in t ? toTensor(t) : viewTensor(t);
       const started = performance.now();
       const results = await cached.session.run(inputs);
       inferenceMs += performance.now() - started;
@@ -192,10 +210,10 @@ async function runProgram(task: RunTask): Promise<[ProgramResult<unknown>, Array
   const { value, transfer = [] } = await (await program)(ctx, task.args);
   const result: ProgramResult<unknown> = {
     value,
-    provider: cached.provider,
+    provider,
     inferenceMs,
     runs,
-    ...(cached.fallbackReason ? { fallbackReason: cached.fallbackReason } : {}),
+    ...(fallbackReason ? { fallbackReason } : {}),
   };
   return [result, transfer];
 }

@@ -22,9 +22,16 @@ import {
   readVerifiedManifest,
   versionDir,
 } from "@recsys/shared";
-import { addItem, type GenerativeModel, loadGenerativeModel, quantise } from "../models/generative-model.js";
+import {
+  addItem,
+  type GenerativeModel,
+  generate,
+  loadGenerativeModel,
+  quantise,
+} from "../models/generative-model.js";
+import { best } from "../models/generative-search.js";
 import { ModelValidationError } from "../models/sequence-model.js";
-import { GenerativeCandidateSource, generate } from "./generative.js";
+import { GenerativeCandidateSource } from "./generative.js";
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "../../../../..");
 const STORE = resolve(ROOT, process.env.RECSYS_TEST_MODEL_STORE ?? "var/test-models");
@@ -42,7 +49,7 @@ describe("generative channel (real quick-profile version)", { concurrency: false
     assert.ok(current, `no generative version in ${STORE}: run bash scripts/test-models.sh`);
     version = current;
     dir = versionDir(STORE, "generative", version);
-    pool = new OnnxPool({ threads: 1, intraOpNumThreads: 1 });
+    pool = new OnnxPool({ threads: 1, intraOpNumThreads: 1, maxSessions: 4 });
     model = await load();
   });
   after(() => pool.close());
@@ -150,5 +157,25 @@ describe("generative channel (real quick-profile version)", { concurrency: false
       loadGenerativeModel(copy, manifest(), pool),
       (err: unknown) => err instanceof ModelValidationError && /codes.tsv line 2/.test(err.message),
     );
+  });
+});
+
+describe("beam selection", () => {
+  it("keeps the best `width` candidates, best first, ties to the earlier candidate", () => {
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (const [n, width] of [
+      [3200, 100],
+      [50, 100],
+      [1000, 1],
+      [500, 500],
+    ] as const) {
+      // few distinct values, so ties are common
+      const scores = Float64Array.from({ length: n }, () => Math.round(rand() * 40) / 4);
+      const expected = Array.from({ length: n }, (_, i) => i)
+        .sort((a, b) => scores[b]! - scores[a]! || a - b)
+        .slice(0, width);
+      assert.deepEqual([...best(scores, n, width)], expected, `n=${n} width=${width}`);
+    }
   });
 });

@@ -7,14 +7,7 @@ import {
   type OnnxPool,
   type StageContext,
 } from "@recsys/shared";
-import { addItem, encodeHistory, type GenerativeModel, pathOf } from "../models/generative-model.js";
-import type { BeamSearchArgs, BeamSearchResult } from "../models/generative-search.js";
-
-export interface GeneratedItem {
-  readonly itemId: string;
-  /** Log-probability of the item's code path. */
-  readonly logProb: number;
-}
+import { addItem, type GenerativeModel, generate } from "../models/generative-model.js";
 
 /**
  * Generative retrieval (TIGER / OneRec style, docs/models.md): the model reads
@@ -90,51 +83,6 @@ export class GenerativeCandidateSource implements CandidateSource {
       }),
     );
   }
-}
-
-/** The beam search, run on the ONNX worker next to the session (models/generative-search.ts). */
-const SEARCH = new URL("../models/generative-search.js", import.meta.url);
-
-/**
- * Constrained beam search: `width` items the model generates for a history (oldest first), best
- * first, none of the history's items among them. One task on the worker pool runs all the levels.
- */
-export async function generate(
-  model: GenerativeModel,
-  pool: OnnxPool,
-  history: readonly string[],
-  width: number,
-  metrics?: Metrics,
-): Promise<GeneratedItem[]> {
-  const { itemAtPath, itemIds } = model;
-  const excluded: number[] = [];
-  for (const itemId of new Set(history)) {
-    const path = pathOf(model, itemId);
-    if (path >= 0) excluded.push(itemAtPath[path]!);
-  }
-  const historyTokens = encodeHistory(model, history);
-  const args: BeamSearchArgs = {
-    levels: model.levels,
-    offsets: model.offsets,
-    vocabSize: model.vocabSize,
-    bos: model.bos,
-    maxHistory: model.maxHistory,
-    history: historyTokens.buffer as ArrayBuffer,
-    masks: model.masks,
-    itemAtPath,
-    excluded,
-    width,
-  };
-  const result = await pool.runProgram<BeamSearchArgs, BeamSearchResult>(SEARCH, model.modelPath, args, [
-    args.history,
-  ]);
-  // one observation per search: the inference time of all its levels
-  metrics?.onnxInference.observe(
-    { model: "generative", provider: result.provider },
-    result.inferenceMs / 1000,
-  );
-  const { paths, logProbs } = result.value;
-  return Array.from(paths, (path, i) => ({ itemId: itemIds[itemAtPath[path]!]!, logProb: logProbs[i]! }));
 }
 
 /** The most recent history item that shares the longest code prefix (at least the first level), -1 none. */

@@ -100,7 +100,7 @@ const nowMs = Math.max(...train.map((r) => r.timestampMs));
 const popular = new PopularCandidateSource(train, nowMs, 60);
 say("building Swing on the training split");
 const swing = new SwingCandidateSource(buildSwing(train, DEFAULT_SWING_OPTIONS), "eval-train-split", 30);
-const pool = new OnnxPool({ threads: 1 });
+const pool = new OnnxPool({ threads: 1, maxSessions: 8 }); // sasrec, kuaiformer, generative's two graphs
 const sequence: Array<{
   source: SequenceCandidateSource;
   model: SequenceModel;

@@ -9,7 +9,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { int64Tensor, type ModelManifest, type OnnxPool } from "@recsys/shared";
+import type { Metrics, ModelManifest, OnnxPool } from "@recsys/shared";
+import type { BeamSearchArgs, BeamSearchResult } from "./generative-search.js";
 import { ModelValidationError } from "./sequence-model.js";
 
 export interface GenerativeProbe {
@@ -25,13 +26,15 @@ export interface QuantiserProbe {
 
 export interface GenerativeModel {
   readonly version: string;
-  readonly modelPath: string;
+  /** encoder.onnx: the history -> the first level's logits and the decoder's cached keys/values. */
+  readonly encoderPath: string;
+  /** step.onnx: one more level for every beam, from the cached keys/values. */
+  readonly stepPath: string;
   /** Codes per level; the last level tells apart the items that share the others. */
   readonly levels: readonly number[];
   /** Token of code c at level l: offsets[l] + c. */
   readonly offsets: readonly number[];
   readonly vocabSize: number;
-  readonly bos: number;
   readonly maxHistory: number;
   /** item id -> its codes. */
   readonly codeOf: Map<string, Int32Array>;
@@ -151,11 +154,11 @@ export async function loadGenerativeModel(
 
   const model: GenerativeModel = {
     version: manifest.version,
-    modelPath: join(dir, "model.onnx"),
+    encoderPath: join(dir, "encoder.onnx"),
+    stepPath: join(dir, "step.onnx"),
     levels,
     offsets,
     vocabSize,
-    bos,
     maxHistory,
     codeOf: new Map(),
     // shared with the ONNX worker that runs the beam search (generative-search.ts); upserts write in place
@@ -184,17 +187,11 @@ export async function loadGenerativeModel(
   }
   if (model.codeOf.size === 0) throw new ModelValidationError("codes.tsv names no item");
 
-  // Probe: one step for a short history must give finite [1, vocab_size] logits.
-  const probeItems = [...model.codeOf.keys()].slice(0, 3);
+  // Probe: a search for a short history must run both graphs and give items with finite scores.
   try {
-    const result = await pool.run(
-      model.modelPath,
-      generativeFeeds(model, encodeHistory(model, probeItems), [[bos]]),
-    );
-    const out = result.outputs.logits;
-    if (!out || out.dims.join(",") !== `1,${vocabSize}`)
-      throw new Error(`output logits has dims [${out?.dims.join(",")}], expected [1,${vocabSize}]`);
-    if (!new Float32Array(out.data).every(Number.isFinite)) throw new Error("non-finite logits");
+    const got = await generate(model, pool, [...model.codeOf.keys()].slice(0, 3), 5);
+    if (got.length === 0) throw new Error("no items generated");
+    if (!got.every((g) => Number.isFinite(g.logProb))) throw new Error("non-finite log-probabilities");
   } catch (err) {
     throw new ModelValidationError(`probe failed: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -220,20 +217,53 @@ export function encodeHistory(model: GenerativeModel, historyItemIds: readonly s
   return history;
 }
 
-/** The graph's inputs: an encoded history (encodeHistory) and the beams' prefixes. */
-export function generativeFeeds(
+export interface GeneratedItem {
+  readonly itemId: string;
+  /** Log-probability of the item's code path. */
+  readonly logProb: number;
+}
+
+/** The beam search, run on the ONNX worker next to the sessions (generative-search.ts). */
+const SEARCH = new URL("./generative-search.js", import.meta.url);
+
+/**
+ * Constrained beam search: `width` items the model generates for a history (oldest first), best
+ * first, none of the history's items among them. One task on the worker pool runs all the levels.
+ */
+export async function generate(
   model: GenerativeModel,
-  history: BigInt64Array,
-  prefixes: readonly (readonly number[])[],
-) {
-  const W = prefixes.length;
-  const t = prefixes[0]?.length ?? 0;
-  const prefix = new BigInt64Array(W * t);
-  for (let w = 0; w < W; w++) for (let s = 0; s < t; s++) prefix[w * t + s] = BigInt(prefixes[w]![s]!);
-  return {
-    history: int64Tensor(history, [1, model.maxHistory, model.levels.length]),
-    prefix: int64Tensor(prefix, [W, t]),
+  pool: OnnxPool,
+  history: readonly string[],
+  width: number,
+  metrics?: Metrics,
+): Promise<GeneratedItem[]> {
+  const { itemAtPath, itemIds } = model;
+  const excluded: number[] = [];
+  for (const itemId of new Set(history)) {
+    const path = pathOf(model, itemId);
+    if (path >= 0) excluded.push(itemAtPath[path]!);
+  }
+  const args: BeamSearchArgs = {
+    encoderPath: model.encoderPath,
+    stepPath: model.stepPath,
+    levels: model.levels,
+    offsets: model.offsets,
+    vocabSize: model.vocabSize,
+    maxHistory: model.maxHistory,
+    history: encodeHistory(model, history).buffer as ArrayBuffer,
+    masks: model.masks,
+    itemAtPath,
+    excluded,
+    width,
   };
+  const result = await pool.runProgram<BeamSearchArgs, BeamSearchResult>(SEARCH, args, [args.history]);
+  // one observation per search: the inference time of all its levels
+  metrics?.onnxInference.observe(
+    { model: "generative", provider: result.provider },
+    result.inferenceMs / 1000,
+  );
+  const { paths, logProbs } = result.value;
+  return Array.from(paths, (path, i) => ({ itemId: itemIds[itemAtPath[path]!]!, logProb: logProbs[i]! }));
 }
 
 /** Codes of the levels before the collision level, from a content vector (the trainer's rule for cold items). */
