@@ -27,6 +27,8 @@ export class ItemCatalog {
   /** Creation time (wall clock, ms) of items added or replaced through the catalog service. */
   private readonly createdMs = new Map<string, number>();
   private coldStartPopularityCache: number | undefined;
+  /** Counts upserts: a reader that saw the same revision has seen every item as it is now. */
+  revision = 0;
 
   constructor(items: readonly ItemRecord[], interactions: readonly Interaction[]) {
     const genreSet = new Set<string>();
@@ -69,6 +71,7 @@ export class ItemCatalog {
    * vectors. Returns true when the item is new to this catalogue.
    */
   upsert(item: ItemRecord, createdAtMs = 0): boolean {
+    this.revision++;
     const added = !this.items.has(item.itemId);
     this.items.set(item.itemId, item);
     this.genreVectors.delete(item.itemId);

@@ -21,6 +21,8 @@ export class ContentTable {
   private readonly rows = new Map<string, Float32Array>();
   /** ItemUpdate vectors refused as incompatible (another encoder or dimension). */
   skipped = 0;
+  /** Counts stored vectors: a reader that saw the same revision has seen every vector as it is now. */
+  revision = 0;
 
   constructor(
     readonly dim: number,
@@ -78,6 +80,7 @@ export class ContentTable {
       return "incompatible";
     }
     this.rows.set(itemId, row);
+    this.revision++;
     return "stored";
   }
 }

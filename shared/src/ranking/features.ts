@@ -97,7 +97,9 @@ interface ItemColumns {
  * catalogue record or content vector was replaced since (both are replaced,
  * never mutated, on an item update), and items that arrive later get a row
  * when first seen; so the table needs no update hook and cannot miss an
- * update that came in while a new model version was loading.
+ * update that came in while a new model version was loading. While neither
+ * the catalogue nor the content table changes (their revisions), a row found
+ * current stays current without looking the item up again.
  */
 export class ItemFeatureTable {
   private readonly slots = new Map<string, number>();
@@ -106,6 +108,8 @@ export class ItemFeatureTable {
   private vocabIdx: Int32Array;
   private genres: Int32Array;
   private years: Int32Array;
+  /** Per row, the catalogue + content table revision at which it was last found current. */
+  private checked: Float64Array;
   private count = 0;
   private readonly G: number;
 
@@ -119,6 +123,7 @@ export class ItemFeatureTable {
     this.vocabIdx = new Int32Array(capacity);
     this.genres = new Int32Array(capacity * this.G);
     this.years = new Int32Array(capacity);
+    this.checked = new Float64Array(capacity).fill(-1);
     for (const itemId of catalog.items.keys()) this.slotOf(itemId);
   }
 
@@ -133,11 +138,17 @@ export class ItemFeatureTable {
 
   /** The item's row, (re)built when missing or stale; -1 for an item neither the catalogue nor the content table knows. */
   slotOf(itemId: string): number {
+    let slot = this.slots.get(itemId);
+    // nothing was upserted since this row was last found current: one lookup, not three
+    const revision = this.catalog.revision + this.content.revision;
+    if (slot !== undefined && this.checked[slot] === revision) return slot;
     const record = this.catalog.items.get(itemId);
     const vector = this.content.get(itemId);
-    let slot = this.slots.get(itemId);
     if (slot !== undefined) {
-      if (this.records[slot] === record && this.vectors[slot] === vector) return slot;
+      if (this.records[slot] === record && this.vectors[slot] === vector) {
+        this.checked[slot] = revision;
+        return slot;
+      }
     } else {
       if (!record && !vector) return -1;
       slot = this.count++;
@@ -156,6 +167,7 @@ export class ItemFeatureTable {
       if (idx !== undefined) this.genres[g0 + g++] = idx;
     }
     this.years[slot] = yearBucket(record?.year, this.space.yearMin, this.space.yearMax);
+    this.checked[slot] = revision;
     return slot;
   }
 
@@ -168,6 +180,9 @@ export class ItemFeatureTable {
     genres.set(this.genres);
     const years = new Int32Array(capacity);
     years.set(this.years);
+    const checked = new Float64Array(capacity).fill(-1);
+    checked.set(this.checked);
+    this.checked = checked;
     this.vocabIdx = vocabIdx;
     this.genres = genres;
     this.years = years;
