@@ -69,7 +69,12 @@ export interface MethodSummary {
   readonly requests: number;
   readonly failed: number;
   readonly degraded: number;
+  /** OK answers with every check passed and no degradation. */
+  readonly good: number;
   readonly latency: LatencySummary;
+  /** OK answers only, and RESOURCE_EXHAUSTED refusals only. */
+  readonly answered: LatencySummary;
+  readonly refused: LatencySummary;
   readonly distribution: ReadonlyArray<{ percentile: number; ms: number }>;
 }
 
@@ -151,7 +156,10 @@ export function summarizeRun(
       requests: s.requests,
       failed: s.failed,
       degraded: s.degraded,
+      good: s.good,
       latency: summarize(s.latency),
+      answered: summarize(s.answered),
+      refused: summarize(s.refused),
       distribution: distribution(s.latency),
     });
   }
@@ -360,6 +368,14 @@ export function runText(s: RunSummary): string {
         .join(", ")}`,
     );
   }
+  const secs =
+    s.scenarios.length && s.scenarios[0]!.rps > 0 ? s.scenarios[0]!.requests / s.scenarios[0]!.rps : 0;
+  for (const m of s.methods.filter((x) => x.refused.count > 0))
+    out.push(
+      `  ${m.method} admission: ${m.answered.count} answered (p50 ${fmtMs(m.answered.p50Ms)}, p99 ${fmtMs(m.answered.p99Ms)} ms), ` +
+        `${m.refused.count} refused with RESOURCE_EXHAUSTED (p50 ${fmtMs(m.refused.p50Ms)}, p99 ${fmtMs(m.refused.p99Ms)} ms), ` +
+        `goodput ${fmtNum(secs > 0 ? m.good / secs : 0)}/s (OK, checks passed, not degraded)`,
+    );
   const failedChecks = s.scenarios.flatMap((x) =>
     x.checks.filter((c) => c.failed > 0).map((c) => `${x.name}: ${c.name} ✗ ${c.failed}`),
   );

@@ -50,7 +50,7 @@ import { seededRandom } from "./schedule.js";
 import { summarize, type TimelinePoint } from "./stats.js";
 import { Channels, type ExecContext, probeCatalog, RecentRecommendations, TrafficData } from "./workload.js";
 
-export const PROFILES = ["smoke", "nominal", "stress", "soak", "bench"] as const;
+export const PROFILES = ["smoke", "nominal", "stress", "soak", "bench", "overload"] as const;
 
 /**
  * A built-in profile by name, a compiled scenario module by path (its default

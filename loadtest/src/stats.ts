@@ -37,8 +37,13 @@ export const FALLBACK_KINDS = /_fallback$|_unavailable$|^recall_empty$|^empty_re
 export class Series {
   /** Latency from the scheduled send time to the answer, µs. */
   readonly latency = newHistogram();
+  /** The same for OK answers only, and for RESOURCE_EXHAUSTED refusals only (admission control). */
+  readonly answered = newHistogram();
+  readonly refused = newHistogram();
   requests = 0;
   failed = 0;
+  /** OK answers with every check passed and no degradation. */
+  good = 0;
   checksPassed = 0;
   checksFailed = 0;
   degraded = 0;
@@ -190,10 +195,14 @@ export class ScenarioStats {
       }
       if (fellBack) this.fellBack++;
     }
+    const good = ok && failed === 0 && !degraded;
     for (const s of this.feeds) {
       s.requests++;
       recordUs(s.latency, latencyUs);
+      if (ok) recordUs(s.answered, latencyUs);
+      else if (code === status.RESOURCE_EXHAUSTED) recordUs(s.refused, latencyUs);
       if (!ok) s.failed++;
+      if (good) s.good++;
       s.checksPassed += passed;
       s.checksFailed += failed;
       if (degraded) s.degraded++;

@@ -3,11 +3,14 @@
  *
  *   metric               aggregations      unit
  *   grpc_req_duration    p(N) avg med min max   ms, from the scheduled send time
+ *   grpc_answer_duration p(N) avg med min max   the same, OK answers only
+ *   grpc_refusal_duration p(N) avg med min max  the same, RESOURCE_EXHAUSTED refusals only
  *   grpc_req_failed      rate              share of calls with a non-OK status
  *   checks               rate              share of passed checks
  *   degraded             rate              share of answers that flag any degradation
  *   fallbacks            rate              share of answers where a stage fell back (timeout/failure)
  *   grpc_reqs            count, rate       calls finished (rate: per second of run time)
+ *   goodput              count, rate       OK answers with every check passed and no degradation
  *   dropped_iterations   count, rate       sends skipped because maxVUs were in flight
  *   late_sends           count, rate       sends that left later than the late threshold
  */
@@ -15,6 +18,9 @@ import type { Series, Tags } from "./stats.js";
 
 export const METRICS = [
   "grpc_req_duration",
+  "grpc_answer_duration",
+  "grpc_refusal_duration",
+  "goodput",
   "grpc_req_failed",
   "checks",
   "degraded",
@@ -78,6 +84,9 @@ export function parseThresholdExpr(metric: MetricName, text: string): ThresholdE
   const agg = (m[1]!.startsWith("p(") ? "p" : m[1]) as ThresholdExpr["agg"];
   const allowed: Record<MetricName, readonly string[]> = {
     grpc_req_duration: ["p", "avg", "med", "min", "max"],
+    grpc_answer_duration: ["p", "avg", "med", "min", "max"],
+    grpc_refusal_duration: ["p", "avg", "med", "min", "max"],
+    goodput: ["count", "rate"],
     grpc_req_failed: ["rate"],
     checks: ["rate"],
     degraded: ["rate"],
@@ -100,8 +109,15 @@ export function parseThresholdExpr(metric: MetricName, text: string): ThresholdE
 export function aggregate(metric: MetricName, expr: ThresholdExpr, s: Series, runSeconds: number): number {
   const ratio = (num: number, den: number) => (den === 0 ? 0 : num / den);
   switch (metric) {
-    case "grpc_req_duration": {
-      const h = s.latency;
+    case "grpc_req_duration":
+    case "grpc_answer_duration":
+    case "grpc_refusal_duration": {
+      const h =
+        metric === "grpc_answer_duration"
+          ? s.answered
+          : metric === "grpc_refusal_duration"
+            ? s.refused
+            : s.latency;
       if (h.totalCount === 0) return 0;
       if (expr.agg === "p") return h.getValueAtPercentile(expr.percentile!) / 1000;
       if (expr.agg === "med") return h.getValueAtPercentile(50) / 1000;
@@ -122,6 +138,8 @@ export function aggregate(metric: MetricName, expr: ThresholdExpr, s: Series, ru
       return ratio(s.fellBack, s.requests);
     case "grpc_reqs":
       return expr.agg === "count" ? s.requests : ratio(s.requests, runSeconds);
+    case "goodput":
+      return expr.agg === "count" ? s.good : ratio(s.good, runSeconds);
     case "dropped_iterations":
       return expr.agg === "count" ? s.dropped : ratio(s.dropped, runSeconds);
     case "late_sends":

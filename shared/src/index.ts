@@ -9,6 +9,7 @@ export * from "./funnel/codec.js";
 export * from "./funnel/types.js";
 export { EventType } from "./gen/recsys/common/v1/common_pb.js";
 export * from "./grpc/adapter.js";
+export * from "./grpc/admission.js";
 export * from "./grpc/client.js";
 export * from "./grpc/errors.js";
 export * from "./grpc/local.js";

@@ -18,6 +18,8 @@ export class Metrics {
   readonly modelLoads: Counter<"model" | "outcome">;
   readonly onnxInference: Histogram<"model" | "provider">;
   readonly onnxExecutionProvider: Gauge<"model" | "requested" | "provider">;
+  readonly admissionLimit: Gauge<"method">;
+  readonly admissionRefused: Counter<"method" | "reason">;
   private server?: Server;
 
   constructor(readonly service: string) {
@@ -66,6 +68,18 @@ export class Metrics {
       name: "recsys_onnx_execution_provider",
       help: "ONNX Runtime execution provider a model runs on (value 1), with the one requested",
       labelNames: ["model", "requested", "provider"],
+      registers: [this.registry],
+    });
+    this.admissionLimit = new Gauge({
+      name: "recsys_admission_limit",
+      help: "Adaptive concurrency limit of a method (calls beyond it are refused with RESOURCE_EXHAUSTED)",
+      labelNames: ["method"],
+      registers: [this.registry],
+    });
+    this.admissionRefused = new Counter({
+      name: "recsys_admission_refused_total",
+      help: "Calls refused by adaptive admission: reason limit (at the concurrency limit) or deadline (too little time left)",
+      labelNames: ["method", "reason"],
       registers: [this.registry],
     });
     this.filtered = new Counter({

@@ -11,6 +11,7 @@
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
 import { status } from "@grpc/grpc-js";
 import { type ConfigOf, type EnvSpec, env, loadConfigOrExit } from "./config.js";
+import type { AdmissionOptions } from "./grpc/admission.js";
 import { RpcError } from "./grpc/errors.js";
 import { localPaths, serveLocalToParent } from "./grpc/local.js";
 import { RpcServer } from "./grpc/server.js";
@@ -119,6 +120,12 @@ function installProcessHandlers(): void {
 export function createRuntime<S extends EnvSpec>(
   name: string,
   spec: S,
+  options: {
+    /** Adaptive admission per method name, from the validated config (RpcServerOptions.admission). */
+    readonly admission?: (
+      config: ConfigOf<typeof commonConfigSpec> & ConfigOf<S>,
+    ) => Readonly<Record<string, AdmissionOptions>>;
+  } = {},
 ): Runtime<ConfigOf<typeof commonConfigSpec> & ConfigOf<S>> {
   const config = loadConfigOrExit(name, { ...commonConfigSpec, ...spec }) as ConfigOf<
     typeof commonConfigSpec
@@ -134,6 +141,7 @@ export function createRuntime<S extends EnvSpec>(
     maxReceiveMessageBytes: config.RECSYS_MAX_REQUEST_BYTES,
     maxConcurrentCalls: config.RECSYS_MAX_CONCURRENT_CALLS,
     shutdownGraceMs: config.RECSYS_SHUTDOWN_GRACE_MS,
+    ...(options.admission ? { admission: options.admission(config) } : {}),
   });
   let isReady = false;
   let faulted: string | undefined;

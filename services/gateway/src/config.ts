@@ -19,8 +19,17 @@ export const gatewayConfigSpec = {
   RECSYS_RERANK_TARGET: env.str("127.0.0.1:50055"),
   /** Public requests are small: anything bigger is rejected with RESOURCE_EXHAUSTED. */
   RECSYS_MAX_REQUEST_BYTES: env.int(64 * 1024, 1024),
-  /** Requests in flight before new ones are shed with RESOURCE_EXHAUSTED. */
+  /** Requests in flight before new ones are shed with RESOURCE_EXHAUSTED (the hard cap over every method). */
   RECSYS_MAX_CONCURRENT_CALLS: env.int(128, 1, 100_000),
+  /**
+   * Adaptive admission (shared/src/grpc/admission.ts): Recommend and Report each get a concurrency
+   * limit that follows their latency; calls beyond it are refused at once with RESOURCE_EXHAUSTED.
+   */
+  RECSYS_ADMISSION: env.bool(true),
+  /** Latency Recommend's admission keeps, ms: slower answers (or stage timeouts) lower its limit. */
+  RECSYS_ADMISSION_RECOMMEND_TARGET_MS: env.int(50, 1, 60_000),
+  /** The same for Report (a Kafka acknowledgement may take a while). */
+  RECSYS_ADMISSION_REPORT_TARGET_MS: env.int(500, 1, 60_000),
   /** Largest `count` a Recommend request may ask for; more is INVALID_ARGUMENT. */
   RECSYS_MAX_COUNT: env.int(100, 1, 1_000),
   /** Behaviour sequence length passed to the stages. */

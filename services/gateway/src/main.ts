@@ -1,4 +1,10 @@
-import { createClient, createRuntime, decayedPopularity, loadCatalog } from "@recsys/shared";
+import {
+  type AdmissionOptions,
+  createClient,
+  createRuntime,
+  decayedPopularity,
+  loadCatalog,
+} from "@recsys/shared";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
@@ -14,7 +20,17 @@ import { type Online, openOnline } from "./online.js";
 import { FunnelRunner } from "./recommend.js";
 import { validateRecommend } from "./validate.js";
 
-const rt = createRuntime("gateway", gatewayConfigSpec);
+const rt = createRuntime("gateway", gatewayConfigSpec, {
+  admission: (c): Record<string, AdmissionOptions> =>
+    c.RECSYS_ADMISSION
+      ? {
+          Recommend: { targetMs: c.RECSYS_ADMISSION_RECOMMEND_TARGET_MS },
+          Report: { targetMs: c.RECSYS_ADMISSION_REPORT_TARGET_MS },
+        }
+      : {},
+});
+/** Degradations that mean a stage ran out of time: the answer was cut short for lack of capacity. */
+const CAPACITY_DEGRADATION = /timeout|_fallback$|channel_failed/;
 const cfg = rt.config;
 const funnelFile = loadFunnelFile(cfg.RECSYS_FUNNEL_CONFIG);
 const baseFunnel = applyOverrides(homeFeed, funnelFile.funnel);
@@ -43,6 +59,7 @@ rt.server.add(RecommendService, {
       excludeItemIds: req.excludeItemIds,
       callerDeadline: ctx.deadline,
     });
+    if (out.degradations.some((d) => CAPACITY_DEGRADATION.test(d))) ctx.overloaded();
     const response = {
       requestId: ctx.requestId,
       items: out.items,

@@ -26,6 +26,11 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** Milliseconds left before the deadline. */
   remainingMs(): number;
+  /**
+   * The handler answered but cut corners for lack of capacity (a stage timed out): adaptive
+   * admission, where the method has it, lowers its limit as for a slow answer.
+   */
+  overloaded(): void;
 }
 
 export type UnaryHandler<M> = M extends {

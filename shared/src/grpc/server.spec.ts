@@ -5,6 +5,7 @@ import { service as healthService } from "grpc-health-check";
 import { RerankService } from "../gen/recsys/rerank/v1/rerank_service_pb.js";
 import { createLogger } from "../log.js";
 import { Metrics } from "../metrics.js";
+import type { AdmissionOptions } from "./admission.js";
 import { createClient } from "./client.js";
 import { invalidArgument } from "./errors.js";
 import { RpcServer } from "./server.js";
@@ -12,7 +13,9 @@ import { RpcServer } from "./server.js";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A real server on a free port whose Rerank handler behaves as the request's `query` says. */
-async function startServer(options: { maxConcurrentCalls?: number } = {}) {
+async function startServer(
+  options: { maxConcurrentCalls?: number; admission?: Record<string, AdmissionOptions> } = {},
+) {
   const metrics = new Metrics("test");
   const server = new RpcServer({
     name: "test",
@@ -21,6 +24,7 @@ async function startServer(options: { maxConcurrentCalls?: number } = {}) {
     maxConcurrentCalls: options.maxConcurrentCalls ?? 64,
     maxReceiveMessageBytes: 2048,
     shutdownGraceMs: 2_000,
+    ...(options.admission ? { admission: options.admission } : {}),
   });
   server.add(RerankService, {
     async rerank(req, ctx) {
@@ -118,6 +122,35 @@ describe("RpcServer", () => {
       (e: { code: number }) => e.code === status.RESOURCE_EXHAUSTED,
     );
     await slow;
+  });
+
+  it("adaptive admission: under a flood, calls past the limit are refused at once and the admitted ones answer", async () => {
+    const s = await startServer({ admission: { Rerank: { targetMs: 100, initialLimit: 4 } } });
+    opened.push(s);
+    const outcomes = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const t0 = performance.now();
+        try {
+          await s.client.rerank({ query: "sleep:150" }, { timeoutMs: 5_000 });
+          return { code: status.OK, ms: performance.now() - t0 };
+        } catch (e) {
+          return { code: (e as { code: number }).code, ms: performance.now() - t0 };
+        }
+      }),
+    );
+    const ok = outcomes.filter((o) => o.code === status.OK);
+    const refused = outcomes.filter((o) => o.code === status.RESOURCE_EXHAUSTED);
+    assert.equal(ok.length, 4, "the limit's worth answered");
+    assert.equal(refused.length, 36, "the rest refused, nothing else");
+    assert.ok(Math.max(...refused.map((o) => o.ms)) < 140, "refused before the admitted ones finished");
+    const text = await s.metrics.registry.metrics();
+    assert.match(
+      text,
+      /recsys_admission_refused_total\{[^}]*method="RerankService\/Rerank"[^}]*reason="limit"[^}]*\} 36/,
+    );
+    assert.match(text, /recsys_admission_limit\{[^}]*method="RerankService\/Rerank"[^}]*\} [0-9]+/);
+    // slow answers while the limit was in use lowered it
+    assert.match(text, /recsys_admission_limit\{[^}]*method="RerankService\/Rerank"[^}]*\} [23]\b/);
   });
 
   it("answers DEADLINE_EXCEEDED to the caller when the handler is too slow", async () => {

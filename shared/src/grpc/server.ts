@@ -30,6 +30,7 @@ import {
   methodsOf,
   type ServiceImpl,
 } from "./adapter.js";
+import { AdaptiveLimiter, type AdmissionOptions } from "./admission.js";
 import { RpcError, statusName, toRpcError } from "./errors.js";
 import { type LocalInvoker, registerLocal } from "./local.js";
 
@@ -42,6 +43,12 @@ export interface RpcServerOptions {
   readonly maxReceiveMessageBytes?: number;
   /** Calls handled at once before new ones are shed with RESOURCE_EXHAUSTED. */
   readonly maxConcurrentCalls?: number;
+  /**
+   * Adaptive admission per method name (e.g. "Recommend"): each listed method gets its own
+   * concurrency limit that follows its latency (admission.ts), so one method's load cannot take
+   * another's capacity, and calls beyond the limit are refused at once with RESOURCE_EXHAUSTED.
+   */
+  readonly admission?: Readonly<Record<string, AdmissionOptions>>;
   /** How long shutdown waits for in-flight calls before cancelling them. */
   readonly shutdownGraceMs?: number;
   /** Connections are closed (gracefully) after this age so clients re-resolve. */
@@ -56,6 +63,7 @@ export class RpcServer {
   private readonly serviceNames: string[] = [];
   private readonly files = new Map<string, DescFile>();
   private inFlight = 0;
+  private readonly limiters = new Map<string, AdaptiveLimiter>();
   private draining = false;
   private port = 0;
 
@@ -79,6 +87,12 @@ export class RpcServer {
       const fn = (impl as Record<string, (req: unknown, ctx: CallContext) => unknown>)[method.localName];
       if (typeof fn !== "function") throw new Error(`${service.typeName}: no handler for ${method.name}`);
       const label = `${service.name}/${method.name}`;
+      const admission = this.options.admission?.[method.name];
+      if (admission) {
+        const limiter = new AdaptiveLimiter({ maxLimit: this.options.maxConcurrentCalls, ...admission });
+        this.limiters.set(label, limiter);
+        this.options.metrics.admissionLimit.set({ method: label }, limiter.limit);
+      }
       handlers[method.localName] = this.wrap(label, method.output, fn.bind(impl));
       registerLocal(method.path, this.local(label, method.output, fn.bind(impl)));
     }
@@ -221,6 +235,9 @@ export class RpcServer {
     const abort = new AbortController();
     let finished = false;
     let deadlineTimer: NodeJS.Timeout | undefined;
+    const limiter = this.limiters.get(methodLabel);
+    let admitted: { inFlightAtStart: number } | undefined;
+    let overloaded = false;
 
     const finish = (err: RpcError | null, response?: unknown) => {
       if (finished) return;
@@ -229,6 +246,11 @@ export class RpcServer {
       clearTimeout(deadlineTimer);
       const code = err ? err.code : status.OK;
       const elapsedMs = performance.now() - started;
+      if (limiter && admitted) {
+        const short = code === status.DEADLINE_EXCEEDED || code === status.RESOURCE_EXHAUSTED;
+        limiter.release(elapsedMs, overloaded || short, admitted.inFlightAtStart);
+        metrics.admissionLimit.set({ method: methodLabel }, limiter.limit);
+      }
       metrics.rpcDuration.observe({ method: methodLabel, code: statusName(code) }, elapsedMs / 1000);
       if (traced) endRpcSpan(traced.span, code, err?.message);
       if (err) {
@@ -276,11 +298,31 @@ export class RpcServer {
       );
       return cancel;
     }
+    if (limiter) {
+      const left = Number.isFinite(deadline) ? deadline - Date.now() : Number.POSITIVE_INFINITY;
+      const decision = limiter.acquire(left);
+      if (!decision.admitted) {
+        metrics.admissionRefused.inc({ method: methodLabel, reason: decision.why });
+        finish(
+          new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            decision.why === "limit"
+              ? `overloaded: ${methodLabel} is at its concurrency limit (${limiter.limit}); retry with backoff`
+              : `overloaded: ${Math.round(left)} ms left before the deadline, ${methodLabel} needs at least ${Math.round(limiter.fastestMs)} ms now`,
+          ),
+        );
+        return cancel;
+      }
+      admitted = decision;
+    }
     const ctx: CallContext = {
       requestId,
       deadline,
       signal: abort.signal,
       remainingMs: () => (Number.isFinite(deadline) ? deadline - Date.now() : Number.POSITIVE_INFINITY),
+      overloaded: () => {
+        overloaded = true;
+      },
     };
     if (traced) withContext(traced.context, () => this.run(handler, request, ctx, output, finish));
     else this.run(handler, request, ctx, output, finish);
