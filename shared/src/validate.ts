@@ -7,10 +7,23 @@ import { invalidArgument } from "./grpc/errors.js";
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
-/** A non-empty identifier of at most `maxBytes` UTF-8 bytes, without control characters. */
+/**
+ * Characters that make an id look like another one: bidirectional controls (which reorder what
+ * is displayed) and zero-width characters (invisible).
+ */
+const INVISIBLE_CHARACTERS = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+
+/**
+ * A non-empty identifier of at most `maxBytes` UTF-8 bytes, without control, bidirectional or
+ * zero-width characters, in Unicode NFC form (so one visible id has one encoding: an id is
+ * refused rather than silently merged with another).
+ */
 export function requireId(value: string, field: string, maxBytes = 128): string {
   if (value.length === 0) throw invalidArgument(field, "must not be empty");
   if (CONTROL_CHARACTERS.test(value)) throw invalidArgument(field, "must not contain control characters");
+  if (INVISIBLE_CHARACTERS.test(value))
+    throw invalidArgument(field, "must not contain bidirectional control or zero-width characters");
+  if (value.normalize("NFC") !== value) throw invalidArgument(field, "must be in Unicode NFC form");
   if (Buffer.byteLength(value, "utf8") > maxBytes)
     throw invalidArgument(field, `must be at most ${maxBytes} bytes`);
   return value;

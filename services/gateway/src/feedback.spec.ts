@@ -24,6 +24,49 @@ describe("FeedbackService.Report", () => {
       ["unknown type", { events: [{ ...ok, type: 99 as EventType }] }, /^events\[0\]\.type: /],
       ["non-finite value", { events: [{ ...ok, value: Number.NaN }] }, /^events\[0\]\.value: /],
       ["negative timestamp", { events: [{ ...ok, timestamp: -1n }] }, /^events\[0\]\.timestamp: /],
+      [
+        "timestamp before 1990",
+        { events: [{ ...ok, timestamp: 1_000n }] },
+        /^events\[0\]\.timestamp: .*1990/,
+      ],
+      [
+        "timestamp a century ahead",
+        { events: [{ ...ok, timestamp: BigInt(Date.now() + 100 * 365 * 86_400_000) }] },
+        /^events\[0\]\.timestamp: .*24 h ahead/,
+      ],
+      [
+        "rating out of range",
+        { events: [{ ...ok, type: EventType.RATING, value: 11 }] },
+        /^events\[0\]\.value: /,
+      ],
+      [
+        "negative watch time",
+        { events: [{ ...ok, type: EventType.WATCH, value: -5 }] },
+        /^events\[0\]\.value: /,
+      ],
+      ["unbounded value", { events: [{ ...ok, value: 1e300 }] }, /^events\[0\]\.value: /],
+      [
+        "repeated event id",
+        {
+          events: [
+            { ...ok, eventId: "e1" },
+            { ...ok, eventId: "e2" },
+            { ...ok, eventId: "e1" },
+          ],
+        },
+        /^events\[2\]\.event_id: repeats events\[0\]/,
+      ],
+      [
+        "bidi control in an id",
+        { events: [{ ...ok, itemId: "i\u202etxt.exe" }] },
+        /^events\[0\]\.item_id: .*bidirectional/,
+      ],
+      [
+        "zero-width character in an id",
+        { events: [{ ...ok, userId: "u\u200b" }] },
+        /^events\[0\]\.user_id: .*zero-width/,
+      ],
+      ["id not in NFC", { events: [{ ...ok, userId: "cafe\u0301" }] }, /^events\[0\]\.user_id: .*NFC/],
     ];
     for (const [name, req, pattern] of cases) {
       await assert.rejects(
@@ -33,6 +76,20 @@ describe("FeedbackService.Report", () => {
         name,
       );
     }
+  });
+
+  it("accepts the edges: now (0), a day ahead, a 5-star rating, a composed id", async () => {
+    const published: BusRecord[] = [];
+    const sink = { publish: async (r: readonly BusRecord[]) => void published.push(...r) };
+    const req = create(ReportRequestSchema, {
+      events: [
+        { userId: "café", itemId: "i", type: EventType.RATING, value: 5 },
+        { userId: "u", itemId: "i", type: EventType.CLICK, timestamp: BigInt(Date.now() + 23 * 3_600_000) },
+      ],
+    });
+    const res = await handleReport(req, sink);
+    assert.equal(res.eventIds.length, 2);
+    assert.equal(published.length, 2);
   });
 
   it("keeps caller event ids, assigns missing ones, and answers after the publish", async () => {
@@ -46,7 +103,7 @@ describe("FeedbackService.Report", () => {
             userId: "u1",
             itemId: "i1",
             type: EventType.LIKE,
-            timestamp: 1234n,
+            timestamp: 1_700_000_000_000n,
             requestId: "r",
           },
           { userId: "u2", itemId: "i2", type: EventType.WATCH, value: 30 },
@@ -67,7 +124,7 @@ describe("FeedbackService.Report", () => {
     assert.equal(published.length, 2);
     assert.equal(published[0]!.key, "u1", "keyed by user id");
     const first = decodeFeedback(published[0]!);
-    assert.equal(first.timestampMs, 1234n);
+    assert.equal(first.timestampMs, 1_700_000_000_000n);
     assert.equal(first.requestId, "r");
     const second = decodeFeedback(published[1]!);
     assert.ok(second.timestampMs > 0n, "timestamp 0 means now");

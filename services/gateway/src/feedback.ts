@@ -21,6 +21,16 @@ import type { ReportRequest } from "@recsys/shared/gen/recsys/recommend/v1/recom
 
 export const MAX_EVENTS_PER_REPORT = 1000;
 
+/** Event times accepted: from 1990 (older data is not feedback) to a day ahead of the server's clock. */
+export const EARLIEST_EVENT_MS = Date.UTC(1990, 0, 1);
+export const MAX_EVENT_AHEAD_MS = 24 * 3600_000;
+
+/** The range of `value` for each event type that carries one; other types accept |value| <= 1e6. */
+const VALUE_RANGE: Partial<Record<EventType, readonly [number, number, string]>> = {
+  [EventType.RATING]: [0, 10, "a rating"],
+  [EventType.WATCH]: [0, 7 * 24 * 3600, "seconds watched (at most a week)"],
+};
+
 /** Where accepted feedback goes. */
 export interface FeedbackSink {
   /** Resolves once the records are durable; rejects when they may not be. */
@@ -35,16 +45,43 @@ export function toFeedback(req: ReportRequest, now = Date.now()): Feedback[] {
   if (req.events.length > MAX_EVENTS_PER_REPORT) {
     throw invalidArgument("events", `at most ${MAX_EVENTS_PER_REPORT} per call, got ${req.events.length}`);
   }
+  const firstWithId = new Map<string, number>();
   return req.events.map((e, i) => {
     requireId(e.userId, `events[${i}].user_id`);
     requireId(e.itemId, `events[${i}].item_id`);
-    if (e.eventId) requireId(e.eventId, `events[${i}].event_id`);
+    if (e.eventId) {
+      requireId(e.eventId, `events[${i}].event_id`);
+      const first = firstWithId.get(e.eventId);
+      if (first !== undefined)
+        throw invalidArgument(
+          `events[${i}].event_id`,
+          `repeats events[${first}].event_id in the same request`,
+        );
+      firstWithId.set(e.eventId, i);
+    }
     if (e.requestId) requireId(e.requestId, `events[${i}].request_id`);
     if (e.type === EventType.UNSPECIFIED || EventType[e.type] === undefined) {
       throw invalidArgument(`events[${i}].type`, "must be a known event type");
     }
     if (!Number.isFinite(e.value)) throw invalidArgument(`events[${i}].value`, "must be finite");
-    if (e.timestamp < 0n) throw invalidArgument(`events[${i}].timestamp`, "must not be negative");
+    const [lo, hi, what] = VALUE_RANGE[e.type] ?? [-1e6, 1e6, "a value"];
+    if (e.value < lo || e.value > hi)
+      throw invalidArgument(
+        `events[${i}].value`,
+        `must be between ${lo} and ${hi} (${what}), got ${e.value}`,
+      );
+    if (e.timestamp !== 0n) {
+      if (e.timestamp < BigInt(EARLIEST_EVENT_MS))
+        throw invalidArgument(
+          `events[${i}].timestamp`,
+          "must be Unix epoch milliseconds from 1990 on (0 means now)",
+        );
+      if (e.timestamp > BigInt(now + MAX_EVENT_AHEAD_MS))
+        throw invalidArgument(
+          `events[${i}].timestamp`,
+          "must not be more than 24 h ahead of the server's clock",
+        );
+    }
     return create(FeedbackSchema, {
       eventId: e.eventId || randomUUID(),
       userId: e.userId,

@@ -9,7 +9,7 @@ import { decodeRecord, EmbeddedBus, encodeRecord, TOPICS, TopicNames } from "@re
 import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
 import { ImpressionSchema, type Sample } from "@recsys/shared/gen/recsys/events/v1/events_pb.js";
 import { feedbackMessage, StreamProcessor } from "./processor.js";
-import { FileTrendingSink, trendingWeight } from "./trending.js";
+import { eventTime, FileTrendingSink, trendingWeight } from "./trending.js";
 
 const logger = createLogger("test", "silent");
 
@@ -154,5 +154,26 @@ describe("StreamProcessor (embedded bus, in-memory store)", () => {
     ];
     for (const [type, value, weight] of cases)
       assert.equal(trendingWeight(row(type, value)), weight, EventType[type]);
+  });
+});
+
+describe("trending with events stamped in the future", () => {
+  it("counts them at the present: a century ahead neither wins nor turns scores into NaN", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "trending-"));
+    const sink = new FileTrendingSink(join(dir, "trending.json"), 3_600_000, 10);
+    const now = Date.now();
+    assert.equal(eventTime({ timestampMs: now + 1e12 }, now), now);
+    assert.equal(eventTime({ timestampMs: now - 5 }, now), now - 5);
+    await sink.add([
+      { itemId: "future", type: EventType.CLICK, timestampMs: now + 100 * 365 * 86_400_000, value: 0 },
+      { itemId: "a", type: EventType.CLICK, timestampMs: now, value: 0 },
+      { itemId: "a", type: EventType.CLICK, timestampMs: now, value: 0 },
+    ]);
+    const top = sink.snapshot();
+    assert.ok(
+      top.every((t) => Number.isFinite(t.score)),
+      JSON.stringify(top),
+    );
+    assert.equal(top[0]!.itemId, "a", "two clicks now beat one 'from the future'");
   });
 });

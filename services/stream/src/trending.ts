@@ -30,6 +30,15 @@ export interface TrendingSink {
 }
 
 /** How much one event counts towards an item's trend (0: not at all). */
+/**
+ * The time an event counts at: never later than now. An event stamped in the future (a producer's
+ * bad clock; the gateway refuses more than a day ahead, other producers may not) would otherwise
+ * outweigh everything, and one stamped a century ahead made every score NaN.
+ */
+export function eventTime(e: Pick<HistoryRow, "timestampMs">, nowMs: number): number {
+  return Number.isFinite(e.timestampMs) ? Math.min(e.timestampMs, nowMs) : nowMs;
+}
+
 export function trendingWeight(e: HistoryRow): number {
   if (!isPositiveEvent(e, 4)) return 0;
   switch (e.type) {
@@ -57,11 +66,13 @@ export class FileTrendingSink implements TrendingSink {
   ) {}
 
   async add(events: readonly HistoryRow[]): Promise<void> {
+    const now = Date.now();
     for (const e of events) {
       const w = trendingWeight(e);
       if (w === 0) continue;
-      this.rebaseIfNeeded(e.timestampMs);
-      const boost = w * 2 ** ((e.timestampMs - this.epochMs) / this.halfLifeMs);
+      const t = eventTime(e, now);
+      this.rebaseIfNeeded(t);
+      const boost = w * 2 ** ((t - this.epochMs) / this.halfLifeMs);
       this.scores.set(e.itemId, (this.scores.get(e.itemId) ?? 0) + boost);
       this.dirty = true;
     }
@@ -147,10 +158,11 @@ export class RedisTrendingSink implements TrendingSink {
   }
 
   async add(events: readonly HistoryRow[]): Promise<void> {
-    const args = [String(this.halfLifeMs), String(Date.now()), String(MAX_EXPONENT)];
+    const now = Date.now();
+    const args = [String(this.halfLifeMs), String(now), String(MAX_EXPONENT)];
     for (const e of events) {
       const w = trendingWeight(e);
-      if (w > 0) args.push(e.itemId, String(w), String(e.timestampMs));
+      if (w > 0) args.push(e.itemId, String(w), String(eventTime(e, now)));
     }
     if (args.length === 3) return;
     await this.client.eval(TRENDING_ADD_LUA, { keys: [this.key, this.metaKey], arguments: args });

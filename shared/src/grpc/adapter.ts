@@ -80,6 +80,27 @@ function deserializer<D extends DescMessage>(schema: D) {
   return (bytes: Buffer): MessageShape<D> => fromBinary(schema, bytes);
 }
 
+/**
+ * A request that is not a valid message of its type (truncated, invalid UTF-8 in a string, ...).
+ * The server answers it with INVALID_ARGUMENT instead of grpc-js's INTERNAL.
+ */
+export class UndecodableRequest {
+  constructor(
+    readonly typeName: string,
+    readonly reason: string,
+  ) {}
+}
+
+function requestDeserializer<D extends DescMessage>(schema: D) {
+  return (bytes: Buffer): MessageShape<D> | UndecodableRequest => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch (err) {
+      return new UndecodableRequest(schema.typeName, err instanceof Error ? err.message : String(err));
+    }
+  };
+}
+
 /** grpc-js ServiceDefinition for a protobuf-es service. */
 export function grpcServiceDefinition(service: GenService<GenServiceMethods>): ServiceDefinition {
   const def: Record<string, MethodDefinition<unknown, unknown>> = {};
@@ -89,7 +110,7 @@ export function grpcServiceDefinition(service: GenService<GenServiceMethods>): S
       requestStream: false,
       responseStream: false,
       requestSerialize: serializer(m.input) as (v: unknown) => Buffer,
-      requestDeserialize: deserializer(m.input),
+      requestDeserialize: requestDeserializer(m.input),
       responseSerialize: ((v: MessageShape<DescMessage>) => serializer(m.output)(v)) as (
         v: unknown,
       ) => Buffer,

@@ -153,6 +153,38 @@ describe("RpcServer", () => {
     assert.match(text, /recsys_admission_limit\{[^}]*method="RerankService\/Rerank"[^}]*\} [23]\b/);
   });
 
+  it("answers INVALID_ARGUMENT, not INTERNAL, to a request that is not a valid message", async () => {
+    const s = await startServer();
+    opened.push(s);
+    const Raw = makeGenericClientConstructor(
+      {
+        rerank: {
+          path: "/recsys.rerank.v1.RerankService/Rerank",
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
+      "Raw",
+    );
+    const raw = new Raw(`127.0.0.1:${s.port}`, credentials.createInsecure()) as unknown as {
+      rerank(req: Buffer, cb: (err: { code: number; details: string } | null) => void): void;
+      close(): void;
+    };
+    // field 6 (query, a string) of length 2 holding bytes that are not UTF-8; then a truncated field
+    for (const bytes of [Buffer.from([0x32, 0x02, 0xff, 0xfe]), Buffer.from([0x32, 0x10, 0x61])]) {
+      const err = await new Promise<{ code: number; details: string } | null>((resolve) =>
+        raw.rerank(bytes, resolve),
+      );
+      assert.equal(err?.code, status.INVALID_ARGUMENT, err?.details);
+      assert.match(err!.details, /^request: is not a valid recsys\.rerank\.v1\.RerankRequest/);
+    }
+    raw.close();
+  });
+
   it("answers DEADLINE_EXCEEDED to the caller when the handler is too slow", async () => {
     const s = await startServer();
     opened.push(s);

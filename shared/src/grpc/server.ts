@@ -29,9 +29,10 @@ import {
   grpcServiceDefinition,
   methodsOf,
   type ServiceImpl,
+  UndecodableRequest,
 } from "./adapter.js";
 import { AdaptiveLimiter, type AdmissionOptions } from "./admission.js";
-import { RpcError, statusName, toRpcError } from "./errors.js";
+import { invalidArgument, RpcError, statusName, toRpcError } from "./errors.js";
 import { type LocalInvoker, registerLocal } from "./local.js";
 
 export interface RpcServerOptions {
@@ -296,6 +297,10 @@ export class RpcServer {
           `overloaded: more than ${maxConcurrentCalls} calls in flight`,
         ),
       );
+      return cancel;
+    }
+    if (request instanceof UndecodableRequest) {
+      finish(invalidArgument("request", `is not a valid ${request.typeName}: ${request.reason}`));
       return cancel;
     }
     if (limiter) {
