@@ -90,6 +90,18 @@ export class Metrics {
     });
   }
 
+  /** A gauge read from `read` at each scrape (e.g. the size of an in-memory table). */
+  observedGauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
   private readonly loadedVersions = new Map<string, string>();
 
   /** Marks `version` as the loaded version of `model`, clearing the previous one. */

@@ -49,17 +49,27 @@ export class InMemoryUserStateStore implements UserStateStore {
   /** Event ids applied per user, oldest first (bounded by `maxEventIds`). */
   private readonly applied = new Map<string, Set<string>>();
 
+  /** Users dropped to stay within `maxUsers`, least recently used first. */
+  evictions = 0;
+
   constructor(
     private readonly maxSequenceLength = 256,
     private readonly maxSeenItems = 10_000,
     private readonly maxEventIds = 4_096,
+    /**
+     * Users kept; past it the least recently used (read or written) user is dropped whole, as
+     * from a cache: memory stays bounded however many user ids arrive. A store for more users
+     * than fit in memory is Redis (RedisUserStateStore).
+     */
+    readonly maxUsers = 1_000_000,
   ) {}
 
   static fromInteractions(
     interactions: readonly Interaction[],
     maxSequenceLength = 256,
+    maxUsers = 1_000_000,
   ): InMemoryUserStateStore {
-    const store = new InMemoryUserStateStore(maxSequenceLength);
+    const store = new InMemoryUserStateStore(maxSequenceLength, undefined, undefined, maxUsers);
     const byUser = new Map<string, HistoryRow[]>();
     for (const r of interactions) {
       let rows = byUser.get(r.userId);
@@ -70,18 +80,43 @@ export class InMemoryUserStateStore implements UserStateStore {
     return store;
   }
 
+  /** Users held now. */
+  get users(): number {
+    return this.sequences.size;
+  }
+
   async get(userId: string, maxEvents = this.maxSequenceLength): Promise<UserState> {
     const seq = this.sequences.get(userId);
     if (!seq) return { known: false, history: [], earlierSeenItemIds: [] };
+    this.touch(userId, seq);
     const history = seq.slice(Math.max(0, seq.length - maxEvents));
     const inHistory = new Set(history.map((e) => e.itemId));
     const earlierSeenItemIds = [...(this.seen.get(userId) ?? [])].filter((id) => !inHistory.has(id));
     return { known: true, history, earlierSeenItemIds };
   }
 
+  /** Marks the user most recently used (Map order is the LRU order). */
+  private touch(userId: string, seq: HistoryRow[]): void {
+    this.sequences.delete(userId);
+    this.sequences.set(userId, seq);
+  }
+
+  private evict(): void {
+    while (this.sequences.size > this.maxUsers) {
+      const oldest = this.sequences.keys().next().value as string;
+      this.sequences.delete(oldest);
+      this.seen.delete(oldest);
+      this.applied.delete(oldest);
+      this.evictions++;
+    }
+  }
+
   async append(userId: string, events: readonly HistoryRow[]): Promise<void> {
     let seq = this.sequences.get(userId);
-    if (!seq) this.sequences.set(userId, (seq = []));
+    if (!seq) {
+      this.sequences.set(userId, (seq = []));
+      this.evict();
+    } else this.touch(userId, seq);
     seq.push(...events);
     if (seq.length > this.maxSequenceLength) seq.splice(0, seq.length - this.maxSequenceLength);
     let seen = this.seen.get(userId);

@@ -34,6 +34,11 @@ export const gatewayConfigSpec = {
   RECSYS_MAX_COUNT: env.int(100, 1, 1_000),
   /** Behaviour sequence length passed to the stages. */
   RECSYS_HISTORY_LENGTH: env.int(256, 1, 10_000),
+  /**
+   * Users the in-process user state keeps (embedded mode, no Redis): past it the least recently
+   * used user is dropped, so memory stays bounded however many user ids arrive.
+   */
+  RECSYS_USER_STATE_MAX_USERS: env.int(1_000_000, 1, 1_000_000_000),
   /** Optional JSON file overriding the funnel definition and experiment variants. */
   RECSYS_FUNNEL_CONFIG: env.str(""),
   /** Half-life of the time decay of the popular items the gateway falls back to, days. */

@@ -95,7 +95,22 @@ export async function openOnline(rt: GatewayRuntime, interactions: readonly Inte
     store = new StaleOnErrorUserStateStore(redis);
     closers.push(() => redis!.close());
   } else {
-    store = InMemoryUserStateStore.fromInteractions(interactions, cfg.RECSYS_HISTORY_LENGTH);
+    const memory = InMemoryUserStateStore.fromInteractions(
+      interactions,
+      cfg.RECSYS_HISTORY_LENGTH,
+      cfg.RECSYS_USER_STATE_MAX_USERS,
+    );
+    metrics.observedGauge(
+      "recsys_user_state_users",
+      "Users held by the in-process user state (at most RECSYS_USER_STATE_MAX_USERS)",
+      () => memory.users,
+    );
+    metrics.observedGauge(
+      "recsys_user_state_evicted_users",
+      "Least recently used users dropped from the in-process user state so far, to stay within its cap",
+      () => memory.evictions,
+    );
+    store = memory;
   }
 
   // The stream processor in this process, when nobody else can do its work.
