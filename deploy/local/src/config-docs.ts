@@ -47,6 +47,8 @@ export const DIRECT_ENV: Readonly<Record<string, string>> = {
   RECSYS_CATALOG_TARGET:
     "`npm run upsert`: the catalog service's address (default 127.0.0.1:50057; --target wins)",
   RECSYS_COLOCATED_BASE_PORT: "Tests: first port of the co-located layout's end-to-end test",
+  RECSYS_CONFIG_E2E_BASE_PORT:
+    "Tests: first port of the end-to-end test that a stack serves the data directory and model store it is given",
   RECSYS_COLOCATED_PLAN:
     "Set by the local runner for the co-located process: JSON list of the services it runs and their environments",
   RECSYS_DATA_DIR:
