@@ -189,6 +189,7 @@ async function startInProcessStream(
     closers.push(() => w.close());
   }
   const processor = new StreamProcessor({
+    deadLetterDir: cfg.RECSYS_BUS_DIR,
     bus,
     topics,
     store: writer,

@@ -55,6 +55,7 @@ const { bus, topics } = await openBus("stream", cfg, rt.logger, rt.metrics, (d) 
   rt.fault(`damaged log region in ${d.segment} at offset ${d.offset}`),
 );
 const processor = new StreamProcessor({
+  deadLetterDir: cfg.RECSYS_BUS_DIR,
   bus,
   topics,
   store,

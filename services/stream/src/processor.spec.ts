@@ -35,6 +35,7 @@ function setup(windowMs = 300) {
     samples: { attributionWindowMs: windowMs },
     trending: new FileTrendingSink(trendingFile, 3_600_000, 100),
     tickMs: 50,
+    deadLetterDir: join(dir, "bus"),
   });
   return { dir, bus, topics, store, processor, trendingFile };
 }
@@ -59,6 +60,46 @@ describe("StreamProcessor (embedded bus, in-memory store)", () => {
       state.history.map((h) => h.itemId),
       ["i1", "i2"],
     );
+    await processor.stop();
+    await bus.close();
+  });
+
+  it("skips a poison record, writes it to the dead-letter file, and goes on consuming", async () => {
+    const { dir, bus, topics, store, processor } = setup();
+    await processor.start();
+    const good = (id: string, item: string) =>
+      encodeRecord(
+        TOPICS.feedback,
+        feedbackMessage({ eventId: id, userId: "u9", itemId: item, type: EventType.CLICK }),
+      );
+    await bus.publish(topics.of("feedback"), [
+      good("p1", "i1"),
+      { key: "u9", value: new Uint8Array([0x0a, 0x40, 0x61]), timestampMs: Date.now() }, // truncated: undecodable
+      encodeRecord(
+        TOPICS.feedback,
+        feedbackMessage({ eventId: "p2", userId: "", itemId: "i2", type: EventType.CLICK }),
+      ),
+      good("p3", "i3"),
+    ]);
+    await processor.waitApplied(["p1", "p3"], 3_000);
+    assert.deepEqual(
+      (await store.get("u9")).history.map((h) => h.itemId),
+      ["i1", "i3"],
+      "the records after the poison ones are applied",
+    );
+    await bus.publish(topics.of("feedback"), [good("p4", "i4")]);
+    await processor.waitApplied(["p4"], 3_000);
+    assert.equal((await store.get("u9")).history.length, 3, "and the consumer keeps going");
+    const lines = readFileSync(join(dir, "bus", "dead-letter", "stream-user-state.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { topic: string; offset: string; reason: string; value: string });
+    assert.equal(lines.length, 2);
+    assert.equal(lines[0]!.topic, "feedback");
+    assert.match(lines[0]!.offset, /^[0-9]+$/, "the offset to find it by");
+    assert.match(lines[0]!.reason, /^undecodable: /);
+    assert.deepEqual([...Buffer.from(lines[0]!.value, "base64")], [0x0a, 0x40, 0x61]);
+    assert.match(lines[1]!.reason, /without user_id/);
     await processor.stop();
     await bus.close();
   });

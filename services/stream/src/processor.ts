@@ -13,8 +13,10 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { Logger, Metrics, UserEvent, UserStateStore } from "@recsys/shared";
 import {
+  BusMetrics,
   type ConsumedRecord,
-  decodeRecord,
+  DeadLetters,
+  decodeValid,
   type EventBus,
   type Subscription,
   TOPICS,
@@ -49,6 +51,8 @@ export interface StreamProcessorOptions {
   readonly trending?: TrendingSink;
   /** Period of the sample-window and trending flush timer. */
   readonly tickMs?: number;
+  /** Where records that cannot be decoded or used go (DeadLetters; default var/bus). */
+  readonly deadLetterDir?: string;
 }
 
 export class StreamProcessor {
@@ -79,19 +83,32 @@ export class StreamProcessor {
     const { bus, topics, userState } = this.options;
     const prefix = this.options.groupPrefix ?? "";
     const feedback = topics.of("feedback");
+    const dead = (group: string) =>
+      new DeadLetters(
+        this.options.deadLetterDir ?? "var/bus",
+        group,
+        this.options.logger,
+        BusMetrics.of(this.options.metrics),
+      );
     if (userState) {
+      const groupId = userState.groupId ?? `${prefix}stream-user-state`;
+      const deadLetters = dead(groupId);
       this.userStateSubscription = await bus.subscribe({
-        groupId: userState.groupId ?? `${prefix}stream-user-state`,
+        groupId,
         topics: [feedback],
         fromBeginning: true,
         commit: userState.commit,
-        handle: (batch) => this.applyFeedback(batch),
+        handle: (batch) =>
+          this.applyFeedback(
+            decodeValid(TOPICS.feedback.schema, feedback, batch, deadLetters, feedbackProblem),
+          ),
       });
       this.subscriptions.push(this.userStateSubscription);
     }
     if (this.joiner) {
       const joiner = this.joiner;
       const impressions = topics.of("impressions");
+      const deadLetters = dead(`${prefix}stream-samples`);
       this.subscriptions.push(
         await bus.subscribe({
           groupId: `${prefix}stream-samples`,
@@ -99,9 +116,24 @@ export class StreamProcessor {
           fromBeginning: true,
           handle: async (batch) => {
             for (const r of batch) {
-              if (r.topic === impressions)
-                joiner.onImpression(decodeRecord(TOPICS.impressions, r), r.timestampMs);
-              else joiner.onFeedback(decodeRecord(TOPICS.feedback, r), r.timestampMs);
+              if (r.topic === impressions) {
+                for (const { message } of decodeValid(
+                  TOPICS.impressions.schema,
+                  impressions,
+                  [r],
+                  deadLetters,
+                ))
+                  joiner.onImpression(message, r.timestampMs);
+              } else {
+                for (const { message } of decodeValid(
+                  TOPICS.feedback.schema,
+                  feedback,
+                  [r],
+                  deadLetters,
+                  feedbackProblem,
+                ))
+                  joiner.onFeedback(message, r.timestampMs);
+              }
             }
           },
         }),
@@ -155,12 +187,13 @@ export class StreamProcessor {
     });
   }
 
-  private async applyFeedback(batch: readonly ConsumedRecord[]): Promise<void> {
+  private async applyFeedback(
+    batch: ReadonlyArray<{ record: ConsumedRecord; message: Feedback }>,
+  ): Promise<void> {
     const byUser = new Map<string, UserEvent[]>();
     const seenIds: string[] = [];
     const receivedAt = new Map<string, number>();
-    for (const r of batch) {
-      const fb: Feedback = decodeRecord(TOPICS.feedback, r);
+    for (const { record: r, message: fb } of batch) {
       seenIds.push(fb.eventId);
       if (fb.type === EventType.IMPRESSION || fb.type === EventType.UNSPECIFIED) {
         this.metrics.events.inc({ outcome: "ignored" });
@@ -243,4 +276,11 @@ export function feedbackMessage(
   init: MessageInitShape<typeof FeedbackSchema> & { eventId: string; userId: string; itemId: string },
 ): Feedback {
   return create(FeedbackSchema, { type: EventType.CLICK, receivedAtMs: BigInt(Date.now()), ...init });
+}
+
+/** Why a decoded feedback record cannot be applied (a producer that skipped the gateway's checks). */
+function feedbackProblem(fb: Feedback): string | undefined {
+  if (!fb.userId || !fb.itemId) return "feedback without user_id or item_id";
+  if (!fb.eventId) return "feedback without event_id";
+  return undefined;
 }

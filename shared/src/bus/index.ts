@@ -4,6 +4,7 @@ export * from "./items.js";
 export * from "./kafka.js";
 export * from "./log.js";
 export * from "./metrics.js";
+export * from "./poison.js";
 export * from "./port.js";
 export * from "./spill.js";
 export * from "./tail.js";

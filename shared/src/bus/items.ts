@@ -18,7 +18,6 @@
  */
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { fromBinary } from "@bufbuild/protobuf";
 import type { ItemCatalog } from "../catalog.js";
 import { type ConfigOf, env } from "../config.js";
 import type { ItemRecord } from "../data/dataset.js";
@@ -29,6 +28,7 @@ import type { Metrics } from "../metrics.js";
 import { type BusConfig, busConfigSpec, kafkaBrokers, openBus } from "./config.js";
 import { topicDir } from "./embedded.js";
 import { BusMetrics } from "./metrics.js";
+import { DeadLetters, decodeValid, type RawRecord } from "./poison.js";
 import type { Subscription } from "./port.js";
 import { followTail } from "./tail.js";
 import { TOPICS, TopicNames } from "./topics.js";
@@ -83,8 +83,12 @@ export async function followItemUpdates(options: ItemFeedOptions): Promise<ItemF
   const topic = topics.of("items");
   const groupId = `${cfg.RECSYS_BUS_TOPIC_PREFIX}${options.service}-items-${hostname()}-${process.pid}`;
   const metrics = options.metrics ? BusMetrics.of(options.metrics) : undefined;
-  const handleRaw = async (values: readonly { value: Uint8Array }[]) => {
-    const updates = values.map((r) => fromBinary(TOPICS.items.schema, r.value));
+  // the group id carries host and pid: one dead-letter file per service
+  const deadLetters = new DeadLetters(cfg.RECSYS_BUS_DIR, `${options.service}-items`, logger, metrics);
+  const handleRaw = async (values: readonly RawRecord[]) => {
+    const updates = decodeValid(TOPICS.items.schema, topic, values, deadLetters, (u) =>
+      u.item?.itemId ? undefined : "item update without item.item_id",
+    ).map((d) => d.message);
     await options.handle(updates);
     metrics?.consumed(groupId, topic, updates.length);
   };

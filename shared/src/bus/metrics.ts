@@ -7,6 +7,7 @@ import { LATENCY_BUCKETS, type Metrics } from "../metrics.js";
 
 export class BusMetrics {
   readonly publishedTotal: Counter<"topic" | "path">;
+  readonly poisonTotal: Counter<"group" | "topic">;
   readonly publishSeconds: Histogram<"topic" | "path">;
   readonly publishFailures: Counter<"topic">;
   readonly spilledTotal: Counter<"topic">;
@@ -23,6 +24,12 @@ export class BusMetrics {
       name: "recsys_bus_log_damage_total",
       help: "Damaged regions of a local log (embedded bus topic, Kafka spill) found on open and quarantined",
       labelNames: ["log"],
+      registers,
+    });
+    this.poisonTotal = new Counter({
+      name: "recsys_bus_poison_records_total",
+      help: "Records a consumer could not decode or use: skipped, written to the dead-letter file with offset and reason",
+      labelNames: ["group", "topic"],
       registers,
     });
     this.publishedTotal = new Counter({

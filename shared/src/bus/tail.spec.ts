@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, readdirSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -116,7 +116,11 @@ describe("followItemUpdates on the embedded bus", () => {
           encoder: "e@1;fusion=text",
         }),
       );
-    await owner.publish(topic, [update("a", 5), update("b", 6)]);
+    await owner.publish(topic, [
+      update("a", 5),
+      { key: "x", value: new Uint8Array([0x0a, 0x40, 0x61]), timestampMs: 1 }, // poison: undecodable
+      update("b", 6),
+    ]);
     const seen: string[] = [];
     const feed = await followItemUpdates({
       service: "test",
@@ -131,7 +135,12 @@ describe("followItemUpdates on the embedded bus", () => {
     });
     assert.equal(feed.source, topicDir(catalogBusDir(cfg), topic));
     assert.equal(await feed.waitCaughtUp(5_000), true);
-    assert.deepEqual(seen, ["a:5:2026", "b:6:2026"]);
+    assert.deepEqual(seen, ["a:5:2026", "b:6:2026"], "the poison record is skipped, the feed goes on");
+    const dead = readFileSync(join(busDir, "dead-letter", "test-items.jsonl"), "utf8")
+      .trim()
+      .split("\n");
+    assert.equal(dead.length, 1);
+    assert.match((JSON.parse(dead[0]!) as { reason: string }).reason, /^undecodable: /);
     await owner.publish(topic, [update("a", 7)]);
     for (let i = 0; i < 100 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(seen.at(-1), "a:7:2026");
