@@ -1,7 +1,8 @@
 /**
  * overload: the full mix offered at four times what the funnel can hold (by
- * default 240 Recommend/s against the 60/s that `stress` holds on the 2-core
- * reference machine), for a minute, with a 1 s client deadline. Admission
+ * default 240 Recommend/s against the 60/s that `stress` has held on the
+ * 2-core reference machine; on a slower day pass --rate 4 x what `stress`
+ * holds), for a minute, with a 1 s client deadline. Admission
  * control (shared/src/grpc/admission.ts) must keep the answers it admits
  * fast and refuse the rest at once, so the useful work stays near capacity
  * instead of collapsing:

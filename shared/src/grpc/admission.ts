@@ -10,9 +10,11 @@
  *   (at least half of it taken) raises the limit by 1 / limit (about +1 per
  *   limit's worth of calls).
  * - A call slower than `targetMs`, or one its handler flags as overloaded (a
- *   stage that timed out), while the limit was in use, lowers it by `backoff`
- *   (x0.9), at most once per quarter of `targetMs`, so one burst of slow
- *   answers counts once or twice, not once per answer.
+ *   stage that timed out), that took the last free slot of the limit, lowers
+ *   it by `backoff` (x0.9), at most once per quarter of `targetMs`, so one
+ *   burst of slow answers counts once or twice, not once per answer. Slow
+ *   answers below the limit do not lower it: under the service's capacity
+ *   the limit should not bind at all.
  * - A call whose deadline leaves less time than the fastest recent answer is
  *   refused up front: it could only time out.
  */
@@ -82,10 +84,13 @@ export class AdaptiveLimiter {
    */
   release(latencyMs: number, overloaded: boolean, inFlightAtStart: number, nowMs = performance.now()): void {
     this.inFlightCount--;
-    // Only a call that ran while the limit was in use says anything about the limit: a slow
-    // answer at low concurrency is noise (a GC pause, a slow channel), not too many calls.
+    // Only a call that took the last free slot says the limit is too high: a slow answer below
+    // the limit is noise (a GC pause, a slow channel) or load the limit does not govern, and
+    // lowering the limit for it refuses calls the service could have answered.
+    const binding = inFlightAtStart + 1 >= this.limit;
+    // ... and one that ran with at least half of it taken says it could grow
     const inUse = inFlightAtStart + 1 >= this.limit / 2;
-    if (inUse && (overloaded || latencyMs > this.targetMs)) {
+    if (binding && (overloaded || latencyMs > this.targetMs)) {
       if (nowMs - this.lastDecrease >= this.targetMs / 4) {
         this.lastDecrease = nowMs;
         this.limitValue = Math.max(this.minLimit, this.limitValue * this.backoff);
