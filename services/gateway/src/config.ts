@@ -30,6 +30,10 @@ export const gatewayConfigSpec = {
   RECSYS_ADMISSION_RECOMMEND_TARGET_MS: env.int(50, 1, 60_000),
   /** The same for Report (a Kafka acknowledgement may take a while). */
   RECSYS_ADMISSION_REPORT_TARGET_MS: env.int(500, 1, 60_000),
+  /** A stage that fails this many calls in a row is skipped (its fallback taken at once) for a cooldown. */
+  RECSYS_BREAKER_FAILURES: env.int(5, 1, 10_000),
+  /** How long a stage's open circuit breaker skips it before one probe call goes out, ms. */
+  RECSYS_BREAKER_COOLDOWN_MS: env.int(2_000, 10, 600_000),
   /** Largest `count` a Recommend request may ask for; more is INVALID_ARGUMENT. */
   RECSYS_MAX_COUNT: env.int(100, 1, 1_000),
   /** Behaviour sequence length passed to the stages. */

@@ -210,6 +210,21 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
       assert.equal(res.items.length, 20);
       assert.ok(res.degradations.includes("rank_fallback"), res.degradations.join(","));
       assert.equal(res.modelVersions.rank, "fallback:prerank_score");
+      // After a few such failures in a row rank's circuit breaker opens: the gateway stops
+      // spending rank's budget on every request and takes the fallback at once.
+      let skipped: { ms: number; degradations: string[] } | undefined;
+      for (let i = 0; i < 10 && !skipped; i++) {
+        const t0 = Date.now();
+        const r = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 5_000 });
+        if (r.degradations.includes("circuit_open:rank"))
+          skipped = { ms: Date.now() - t0, degradations: r.degradations };
+      }
+      assert.ok(skipped, "rank's breaker opened");
+      assert.ok(skipped.degradations.includes("rank_fallback"));
+      assert.ok(
+        skipped.ms < RELAXED_BUDGETS.rank.budgetMs,
+        `answered in ${skipped.ms} ms, less than rank's budget (${RELAXED_BUDGETS.rank.budgetMs} ms)`,
+      );
     } finally {
       stack.pause("rank", false);
     }

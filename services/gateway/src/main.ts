@@ -59,7 +59,12 @@ rt.server.add(RecommendService, {
       excludeItemIds: req.excludeItemIds,
       callerDeadline: ctx.deadline,
     });
-    if (out.degradations.some((d) => CAPACITY_DEGRADATION.test(d))) ctx.overloaded();
+    // a stage skipped by its open circuit breaker answers fast: that is an outage, not load
+    if (
+      out.degradations.some((d) => CAPACITY_DEGRADATION.test(d)) &&
+      !out.degradations.some((d) => d.startsWith("circuit_open:"))
+    )
+      ctx.overloaded();
     const response = {
       requestId: ctx.requestId,
       items: out.items,
@@ -108,6 +113,7 @@ runner = new FunnelRunner(
   cfg.RECSYS_HISTORY_LENGTH,
   rt.metrics,
   rt.logger,
+  { failures: cfg.RECSYS_BREAKER_FAILURES, cooldownMs: cfg.RECSYS_BREAKER_COOLDOWN_MS },
 );
 await warmUp(cfg.RECSYS_WARMUP_REQUESTS, [...new Set(interactions.map((r) => r.userId))]);
 rt.logger.info(

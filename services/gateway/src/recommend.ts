@@ -37,7 +37,11 @@ import type { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service
 import type { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
 import type { RecommendedItemSchema } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 import type { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
+import { CircuitBreaker, CircuitOpenError } from "./breaker.js";
 import type { FunnelDefinition } from "./funnel.js";
+
+const STAGE_NAMES = ["recall", "prerank", "rank", "rerank"] as const;
+type StageName = (typeof STAGE_NAMES)[number];
 
 export interface StageClients {
   readonly recall: ClientOf<typeof RecallService>;
@@ -80,7 +84,14 @@ export class FunnelRunner {
     private readonly historyLength: number,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
-  ) {}
+    breaker: { readonly failures: number; readonly cooldownMs: number } = { failures: 5, cooldownMs: 2_000 },
+  ) {
+    for (const stage of STAGE_NAMES)
+      this.breakers[stage] = new CircuitBreaker(stage, breaker.failures, breaker.cooldownMs);
+  }
+
+  /** One circuit breaker per stage (breaker.ts). */
+  private readonly breakers = {} as Record<StageName, CircuitBreaker>;
 
   async run(funnel: FunnelDefinition, input: RecommendInput): Promise<RecommendOutput> {
     const started = Date.now();
@@ -111,6 +122,24 @@ export class FunnelRunner {
         throw err;
       }
     };
+    /** A stage call behind its circuit breaker: skipped at once (CircuitOpenError) while it is open. */
+    const guarded = async <T>(stage: StageName, fn: () => Promise<T>): Promise<T> => {
+      const breaker = this.breakers[stage];
+      if (!breaker.allow()) {
+        degrade(`circuit_open:${stage}`);
+        throw new CircuitOpenError(stage);
+      }
+      try {
+        const value = await timed(stage, fn);
+        breaker.success();
+        return value;
+      } catch (err) {
+        breaker.failure();
+        throw err;
+      }
+    };
+    /** The cause worth logging: none for a skipped call (one log line per request while open is noise). */
+    const cause = (err: unknown) => (err instanceof CircuitOpenError ? undefined : err);
 
     // Hydrate the user once; every stage gets the same view.
     let userView: UserView;
@@ -149,7 +178,7 @@ export class FunnelRunner {
     // itself (a fallback), which saves a decode and re-encode per hop.
     let batch = CandidateFlow.fromRows([]);
     try {
-      const res = await timed("recall", () =>
+      const res = await guarded("recall", () =>
         this.clients.recall.recall(
           {
             user,
@@ -166,7 +195,7 @@ export class FunnelRunner {
       for (const d of res.degradations) degrade(d);
       for (const [k, v] of Object.entries(res.modelVersions)) modelVersions[`recall.${k}`] = v;
     } catch (err) {
-      degrade("recall_fallback", err);
+      degrade("recall_fallback", cause(err));
       batch = CandidateFlow.fromRows(this.popularCandidates(funnel.recall.maxCandidates));
       modelVersions.recall = "fallback:gateway_popular";
     }
@@ -181,7 +210,7 @@ export class FunnelRunner {
 
       // Prerank.
       try {
-        const res = await timed("prerank", () =>
+        const res = await guarded("prerank", () =>
           this.clients.prerank.prerank(
             { user, candidates: batch.wire(), keep: funnel.prerank.keep },
             callOpts(funnel.prerank.budgetMs),
@@ -191,7 +220,7 @@ export class FunnelRunner {
         for (const d of res.degradations) degrade(d); // e.g. prerank_no_model: its heuristic scored
         modelVersions.prerank = res.modelVersion;
       } catch (err) {
-        degrade("prerank_fallback", err);
+        degrade("prerank_fallback", cause(err));
         const kept = [...batch.rows()]
           .sort((a, b) => b.recallScore - a.recallScore)
           .slice(0, funnel.prerank.keep);
@@ -204,17 +233,22 @@ export class FunnelRunner {
       // Rank.
       try {
         const sent = batch.size;
-        const res = await timed("rank", () =>
-          this.clients.rank.rank({ user, candidates: batch.wire() }, callOpts(funnel.rank.budgetMs)),
-        );
-        const ranked = CandidateFlow.fromWire(res.candidates);
-        if (ranked.size !== sent)
-          throw new Error(`rank broke its contract: sent ${sent}, got ${ranked.size}`);
+        const { res, ranked } = await guarded("rank", async () => {
+          const res = await this.clients.rank.rank(
+            { user, candidates: batch.wire() },
+            callOpts(funnel.rank.budgetMs),
+          );
+          // a broken contract counts against the stage like a failed call
+          const ranked = CandidateFlow.fromWire(res.candidates);
+          if (ranked.size !== sent)
+            throw new Error(`rank broke its contract: sent ${sent}, got ${ranked.size}`);
+          return { res, ranked };
+        });
         batch = ranked;
         for (const d of res.degradations) degrade(d);
         modelVersions.rank = res.modelVersion;
       } catch (err) {
-        degrade("rank_fallback", err);
+        degrade("rank_fallback", cause(err));
         const rows = batch.rows();
         for (const c of rows) c.score = c.prerankScore;
         batch = CandidateFlow.fromRows(rows);
@@ -224,7 +258,7 @@ export class FunnelRunner {
 
       // Rerank.
       try {
-        const res = await timed("rerank", () =>
+        const res = await guarded("rerank", () =>
           this.clients.rerank.rerank(
             {
               user,
@@ -240,7 +274,7 @@ export class FunnelRunner {
         modelVersions.rerank = res.policyVersion;
         return decodeCandidates(res.candidates);
       } catch (err) {
-        degrade("rerank_fallback", err);
+        degrade("rerank_fallback", cause(err));
         modelVersions.rerank = "fallback:rank_order";
         return this.localRerank(userView, batch.rows(), input);
       }
