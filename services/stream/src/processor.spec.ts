@@ -8,7 +8,9 @@ import { createLogger, InMemoryUserStateStore, Metrics } from "@recsys/shared";
 import { decodeRecord, EmbeddedBus, encodeRecord, TOPICS, TopicNames } from "@recsys/shared/bus";
 import { EventType } from "@recsys/shared/gen/recsys/common/v1/common_pb.js";
 import { ImpressionSchema, type Sample } from "@recsys/shared/gen/recsys/events/v1/events_pb.js";
+import { StreamMetrics } from "./metrics.js";
 import { feedbackMessage, StreamProcessor } from "./processor.js";
+import { SampleJoiner } from "./samples.js";
 import { eventTime, FileTrendingSink, trendingWeight } from "./trending.js";
 
 const logger = createLogger("test", "silent");
@@ -216,5 +218,79 @@ describe("trending with events stamped in the future", () => {
       JSON.stringify(top),
     );
     assert.equal(top[0]!.itemId, "a", "two clicks now beat one 'from the future'");
+  });
+});
+
+describe("SampleJoiner memory bounds", () => {
+  const impression = (requestId: string, userId: string, t: number) =>
+    create(ImpressionSchema, {
+      requestId,
+      userId,
+      timestampMs: BigInt(t),
+      items: [{ itemId: "a", position: 0 }],
+    });
+
+  it("gives up the oldest feedback that waits for an impression beyond maxOrphans, and counts it", async () => {
+    const metrics = new Metrics("joiner-orphans");
+    const dir = mkdtempSync(join(tmpdir(), "joiner-"));
+    const bus = EmbeddedBus.open({ dir, logger });
+    const joiner = new SampleJoiner({
+      bus,
+      samplesTopic: "samples",
+      attributionWindowMs: 60_000,
+      maxOrphans: 10,
+      logger,
+      metrics: StreamMetrics.of(metrics),
+    });
+    const now = Date.now();
+    for (let i = 0; i < 25; i++)
+      joiner.onFeedback(
+        feedbackMessage({
+          eventId: `f${i}`,
+          userId: `u${i}`,
+          itemId: "a",
+          type: EventType.CLICK,
+          receivedAtMs: BigInt(now),
+        }),
+        now,
+      );
+    assert.match(
+      await metrics.registry.metrics(),
+      /recsys_stream_feedback_events_total\{outcome="orphan_dropped"[^}]*\} 15/,
+    );
+    await bus.close();
+  });
+
+  it("holds at most maxOutbox samples while the bus refuses them: the consumer waits, then goes on", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "joiner-"));
+    const real = EmbeddedBus.open({ dir, logger });
+    let refuse = true;
+    const bus = Object.create(real) as typeof real;
+    bus.publish = async (topic, records, opts) => {
+      if (refuse) throw new Error("bus down");
+      return real.publish(topic, records, opts);
+    };
+    const joiner = new SampleJoiner({
+      bus,
+      samplesTopic: "samples",
+      attributionWindowMs: 10,
+      maxOutbox: 3,
+      logger,
+    });
+    const t = Date.now() - 60_000;
+    for (let i = 0; i < 5; i++) joiner.onImpression(impression(`r${i}`, `u${i}`, t), t);
+    await joiner.tick(Date.now(), 0); // windows closed; the publish fails
+    assert.equal(joiner.outboxSize, 5);
+    let room = false;
+    const waiting = joiner.waitForRoom().then(() => {
+      room = true;
+    });
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(room, false, "the consumer waits while the outbox is full");
+    refuse = false;
+    await joiner.tick(Date.now(), 0);
+    await waiting;
+    assert.equal(joiner.outboxSize, 0);
+    await real.close();
   });
 });

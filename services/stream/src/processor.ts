@@ -61,6 +61,7 @@ export class StreamProcessor {
   private readonly joiner: SampleJoiner | undefined;
   private readonly metrics: StreamMetrics;
   private readonly waiters = new Map<string, Array<() => void>>();
+  private readonly stopping = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private lastTrendingFlush = 0;
@@ -115,6 +116,8 @@ export class StreamProcessor {
           topics: [impressions, feedback],
           fromBeginning: true,
           handle: async (batch) => {
+            // samples the bus has not taken yet stay bounded: wait rather than hold more
+            await joiner.waitForRoom(this.stopping.signal);
             for (const r of batch) {
               if (r.topic === impressions) {
                 for (const { message } of decodeValid(
@@ -263,6 +266,7 @@ export class StreamProcessor {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     if (this.timer) clearInterval(this.timer);
     await Promise.all(this.subscriptions.map((s) => s.stop()));
     this.subscriptions.length = 0;

@@ -43,6 +43,16 @@ export interface SampleJoinerOptions {
   readonly likeRatingThreshold?: number;
   /** Open impressions kept at most; beyond, the oldest are closed early. */
   readonly maxPending?: number;
+  /**
+   * Feedback waiting for its impression kept at most (default 50,000); beyond, the oldest is given
+   * up (counted as outcome "orphan_dropped"): each new impression is matched against all of them.
+   */
+  readonly maxOrphans?: number;
+  /**
+   * Closed samples held while the bus refuses them (default 100,000); at the cap the samples
+   * consumer waits (`waitForRoom`) instead of growing memory, and the backlog stays on the bus.
+   */
+  readonly maxOutbox?: number;
   /** Feedback may be stamped slightly before its impression (clock skew between gateways). */
   readonly clockSkewMs?: number;
   readonly logger: Logger;
@@ -146,7 +156,30 @@ export class SampleJoiner {
     this.advance(recordTimeMs);
     if (labelsOf(fb.type, fb.value, this.options.likeRatingThreshold) === undefined) return;
     const atMs = Number(fb.receivedAtMs) || recordTimeMs;
-    if (!this.attribute(fb, atMs)) this.orphans.push({ fb, atMs });
+    if (this.attribute(fb, atMs)) return;
+    this.orphans.push({ fb, atMs });
+    const max = this.options.maxOrphans ?? 50_000;
+    if (this.orphans.length > max) {
+      const dropped = this.orphans.length - max;
+      this.orphans.splice(0, dropped);
+      this.options.metrics?.events.inc({ outcome: "orphan_dropped" }, dropped);
+    }
+  }
+
+  /** Closed samples waiting to be published. */
+  get outboxSize(): number {
+    return this.outbox.length;
+  }
+
+  /**
+   * Resolves once the outbox is below its cap: the samples consumer awaits this before each
+   * batch, so a bus that refuses samples stalls consumption (the records stay on the bus) instead
+   * of filling memory. Publishing retries on every tick.
+   */
+  async waitForRoom(signal?: AbortSignal): Promise<void> {
+    const max = this.options.maxOutbox ?? 100_000;
+    // the processor's tick publishes (and retries) the outbox meanwhile
+    while (this.outbox.length >= max && !signal?.aborted) await new Promise((r) => setTimeout(r, 100));
   }
 
   /** Applies feedback to its impression; false when no open impression matches (yet). */
