@@ -18,22 +18,16 @@
  * valid, so the final beams are unseen items, best first.
  */
 import type { OnnxProgram, OutputView, TensorData } from "@recsys/shared";
+import type { GenerativeModel } from "./generative-model.js";
 
-export interface BeamSearchArgs {
-  readonly encoderPath: string;
-  readonly stepPath: string;
-  /** Codes per level. */
-  readonly levels: readonly number[];
-  /** Token of code c at level l: offsets[l] + c. */
-  readonly offsets: readonly number[];
-  readonly vocabSize: number;
-  readonly maxHistory: number;
+/** The model's code table and sizes (shared with the worker), and one request's history and width. */
+export interface BeamSearchArgs
+  extends Pick<
+    GenerativeModel,
+    "encoderPath" | "stepPath" | "levels" | "offsets" | "vocabSize" | "maxHistory" | "masks" | "itemAtPath"
+  > {
   /** The history input, int64 tokens [1, maxHistory, levels] (moved to the worker). */
   readonly history: ArrayBuffer;
-  /** Level l: valid codes after each prefix, [prod(K_<l), K_l] (shared). */
-  readonly masks: readonly Uint8Array[];
-  /** Full path index -> item index, -1 when free (shared). */
-  readonly itemAtPath: Int32Array;
   /** Item indices that may not be generated. */
   readonly excluded: readonly number[];
   readonly width: number;
