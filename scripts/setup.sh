@@ -64,4 +64,6 @@ if [ "$profile" != "none" ] && { [ ! -s "$store/em3/CURRENT" ] || [ ! -s "$store
   say "training the prerank and rank models (profile $profile; first run only)"
   bash scripts/train-rank.sh --profile "$profile" --data "${RECSYS_DATA_DIR:-data/ml-latest-small}" --store "$store"
 fi
+# 10. Versions of an older export format, re-exported from their weights.
+bash scripts/upgrade-models.sh "$store"
 say "ready"

@@ -48,3 +48,4 @@ if [ ! -s "$store/em3/CURRENT" ] || [ ! -s "$store/prerank/CURRENT" ]; then
   echo "[test-models] training the quick prerank and rank models into $store" >&2
   bash scripts/train-rank.sh --profile quick --data "$data" --store "$store"
 fi
+bash scripts/upgrade-models.sh "$store"

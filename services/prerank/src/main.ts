@@ -61,11 +61,14 @@ const itemFeed = await followItemsIntoCatalog({
 rt.onShutdown(() => itemFeed.stop());
 await itemFeed.waitCaughtUp(10_000);
 
-// The prerank model, hot-swapped from the model store, on an ONNX worker thread.
+// The prerank model, hot-swapped from the model store, on an ONNX worker thread; its item tower
+// runs once per item and version (ItemVectorTable), its scoring per request.
 const pool = new OnnxPool({
   threads: cfg.RECSYS_PRERANK_ONNX_THREADS,
   intraOpNumThreads: cfg.RECSYS_PRERANK_ONNX_INTRA_OP_THREADS,
   maxQueue: cfg.RECSYS_PRERANK_ONNX_MAX_QUEUE,
+  // two graphs per version (item tower, scores), twice that for a hot swap
+  maxSessions: 4,
 });
 rt.onShutdown(() => pool.close());
 const watcher = await watchRankingModel({

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     on.add_argument("--epochs", type=int, default=1)
     on.add_argument("--lr", type=float, help="default 5e-4 (ranking models), 2e-4 (recall models)")
     on.add_argument("--min-holdout", type=int, help="default 20 samples (ranking), 10 engaged samples (recall)")
+    rx = sub.add_parser("reexport", help="publish the serving em3/prerank version again in this trainer's export format")
+    rx.add_argument("--model", choices=("em3", "prerank"), required=True)
+    rx.add_argument("--store", default="var/models")
     ba = sub.add_parser("baselines", help="popular and item-CF HR@K on the per-user split")
     ba.add_argument("--data", default="data/ml-latest-small")
     args = ap.parse_args(argv)
@@ -108,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         result = online_update(args.model, args.store, args.data, args.shard, tolerance=args.tolerance,
                                holdout_fraction=args.holdout_fraction, epochs=args.epochs, **extra)
         print(strict_json(result))
+        return 0
+
+    if args.cmd == "reexport":
+        from .rank_train import reexport
+
+        print(json.dumps(reexport(args.model, args.store)))
         return 0
 
     if args.cmd == "verify":

@@ -271,12 +271,43 @@ class TwoTowerPrerank(nn.Module):
 
     def forward(self, user_idx, hist_item_idx, cand_item_idx, cand_genres, cand_year, cand_content,
                 cand_has_content, cand_recall, ctx: torch.Tensor | None = None):
+        v = self.item_vectors(cand_item_idx, cand_genres, cand_year, cand_content, cand_has_content)
+        return self.score_vectors(user_idx, hist_item_idx, v, cand_recall, ctx)
+
+    def item_vectors(self, cand_item_idx, cand_genres, cand_year, cand_content, cand_has_content):
+        """The item tower [N, d]: depends on the item alone, so serving computes it once per item and
+        model version (the `item.onnx` graph) and feeds the vectors to `score_vectors`."""
+        g, y = self.item_feat(cand_genres, cand_year)
+        text = self.text(cand_content) * cand_has_content.unsqueeze(-1)
+        return self.item_tower(torch.cat([self.item(cand_item_idx), g, y, text], -1))
+
+    def score_vectors(self, user_idx, hist_item_idx, cand_item_vec, cand_recall, ctx: torch.Tensor | None = None):
+        """The click logit [N] from the user tower, the candidates' item vectors and recall's view of them."""
         m = (hist_item_idx > 0).to(torch.float32).unsqueeze(-1)
         mean = (self.item(hist_item_idx) * m).sum(1) / m.sum(1).clamp(min=1.0)
         u = self.user_tower(torch.cat([self.user(user_idx), mean], -1))          # [U, d]
         if ctx is not None:
             u = u[ctx]
-        g, y = self.item_feat(cand_genres, cand_year)
-        text = self.text(cand_content) * cand_has_content.unsqueeze(-1)
-        v = self.item_tower(torch.cat([self.item(cand_item_idx), g, y, text], -1))  # [N, d]
-        return (u * v).sum(-1) + self.bias + self.recall(cand_recall).squeeze(-1)
+        return (u * cand_item_vec).sum(-1) + self.bias + self.recall(cand_recall).squeeze(-1)
+
+
+class PrerankItemGraph(nn.Module):
+    """Export view of the prerank item tower: item features -> item_vec [N, d]."""
+
+    def __init__(self, model: TwoTowerPrerank):
+        super().__init__()
+        self.model = model
+
+    def forward(self, cand_item_idx, cand_genres, cand_year, cand_content, cand_has_content):
+        return self.model.item_vectors(cand_item_idx, cand_genres, cand_year, cand_content, cand_has_content)
+
+
+class PrerankScoreGraph(nn.Module):
+    """Export view of the prerank scoring: user, history, item vectors, recall features -> logit [N]."""
+
+    def __init__(self, model: TwoTowerPrerank):
+        super().__init__()
+        self.model = model
+
+    def forward(self, user_idx, hist_item_idx, cand_item_vec, cand_recall):
+        return self.model.score_vectors(user_idx, hist_item_idx, cand_item_vec, cand_recall)

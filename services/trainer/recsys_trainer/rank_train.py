@@ -32,7 +32,7 @@ from .config import CONFIG_DIR
 from .data import FIRST_ITEM_IDX, NUM_YEAR_BUCKETS, OOV_IDX, YEAR_MAX, YEAR_MIN, Dataset, load_dataset
 from .rank_data import (ContentTable, Replay, SampleConfig, Samples, Vocab, build_samples, build_vocab,
                         check_no_leakage, held_out_mask, load_content, read_replay)
-from .rank_model import EM3Rank, RankModelConfig, TwoTowerPrerank
+from .rank_model import EM3Rank, PrerankItemGraph, PrerankScoreGraph, RankModelConfig, TwoTowerPrerank
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
@@ -40,6 +40,10 @@ EM3_INPUTS = ["user_idx", "hist_item_idx", "hist_genres", "hist_year", "hist_con
               "cand_genres", "cand_year", "cand_content", "cand_has_content", "cand_recall"]
 PRERANK_INPUTS = ["user_idx", "hist_item_idx", "cand_item_idx", "cand_genres", "cand_year", "cand_content",
                   "cand_has_content", "cand_recall"]
+# Prerank serves as two graphs: `item.onnx` (the item tower, run once per item and model version) and
+# `model.onnx` (the user tower and the score, per request, over the precomputed item vectors).
+PRERANK_ITEM_INPUTS = ["cand_item_idx", "cand_genres", "cand_year", "cand_content", "cand_has_content"]
+PRERANK_SCORE_INPUTS = ["user_idx", "hist_item_idx", "cand_item_vec", "cand_recall"]
 MODES = {  # ablation name -> (use_id, use_content, cic)
     "id": (True, False, False),
     "content": (False, True, False),
@@ -428,13 +432,55 @@ def parity(model, path: Path, inputs: list[str], outputs: list[str], probe: dict
     return max(float(np.abs(a - b.numpy()).max()) for a, b in zip(got, ref))
 
 
-def signature(inputs: list[str], outputs: list[str], probe: dict, L: int, G: int, C: int) -> dict:
-    R = int(probe["cand_recall"].shape[1])
-    shapes = {"cand_recall": ["candidates", R], "user_idx": [1], "hist_item_idx": [1, L], "hist_genres": [1, L, G], "hist_year": [1, L],
-              "hist_content": [1, L, C], "cand_item_idx": ["candidates"], "cand_genres": ["candidates", G],
-              "cand_year": ["candidates"], "cand_content": ["candidates", C], "cand_has_content": ["candidates"]}
+def signature(inputs: list[str], outputs: list[str], probe: dict) -> dict:
+    """The tensor contract of one graph, read off the probe's shapes (candidates are the dynamic axis)."""
+    L = int(probe["hist_item_idx"].shape[1])
+    shapes = {"user_idx": [1], "hist_item_idx": [1, L]}
+    for name, value in probe.items():
+        if name.startswith("cand_"):
+            shapes[name] = ["candidates", *value.shape[1:]]
+        elif name.startswith("hist_"):
+            shapes[name] = [1, *value.shape[1:]]
     return {"inputs": [{"name": n, "dtype": str(probe[n].dtype), "shape": shapes[n]} for n in inputs],
             "outputs": [{"name": o, "dtype": "float32", "shape": ["candidates"]} for o in outputs]}
+
+
+def _ort(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def export_graphs(model, staged: Path, inputs: list[str], outputs: list[str], probe: dict) -> tuple[float, dict]:
+    """Writes the serving graphs of `model` into `staged` and checks them against PyTorch on `probe` and
+    on a shorter candidate list (the dynamic axis). Returns the parity and the manifest fields that
+    describe the graphs (`signature`, and for prerank `item_tower` and `item_vec_dim`)."""
+    shorter = {k: (v[:3] if k.startswith("cand_") else v) for k, v in probe.items()}
+    if not isinstance(model, TwoTowerPrerank):
+        export(model, staged / "model.onnx", inputs, outputs, probe)
+        diff = max(parity(model, staged / "model.onnx", inputs, outputs, p) for p in (probe, shorter))
+        return diff, {"signature": signature(inputs, outputs, probe)}
+    model.eval()
+    vec = lambda p: model.item_vectors(*(torch.from_numpy(p[n]) for n in PRERANK_ITEM_INPUTS)).numpy()  # noqa: E731
+    export(PrerankItemGraph(model), staged / "item.onnx", PRERANK_ITEM_INPUTS, ["item_vec"], probe)
+    score_probe = {**probe, "cand_item_vec": vec(probe)}
+    export(PrerankScoreGraph(model), staged / "model.onnx", PRERANK_SCORE_INPUTS, outputs, score_probe)
+    item_sess, score_sess = _ort(staged / "item.onnx"), _ort(staged / "model.onnx")
+    diff = 0.0
+    for p in (probe, shorter):
+        # the two graphs chained as serving chains them, against the one PyTorch forward
+        ref = model(*(torch.from_numpy(p[n]) for n in inputs)).numpy()
+        item_vec = item_sess.run(["item_vec"], {n: p[n] for n in PRERANK_ITEM_INPUTS})[0]
+        feeds = {**{n: p[n] for n in PRERANK_SCORE_INPUTS if n != "cand_item_vec"}, "cand_item_vec": item_vec}
+        got = score_sess.run(outputs, feeds)[0]
+        diff = max(diff, float(np.abs(got - ref).max()))
+    item_sig = signature(PRERANK_ITEM_INPUTS, [], probe)
+    item_sig["outputs"] = [{"name": "item_vec", "dtype": "float32", "shape": ["candidates", int(model.cfg.dim)]}]
+    return diff, {"signature": signature(PRERANK_SCORE_INPUTS, outputs, score_probe), "item_tower": item_sig,
+                  "item_vec_dim": int(model.cfg.dim)}
 
 
 def publish(model, name: str, store_dir: str | Path, version_suffix: str, inputs, outputs, probe,
@@ -444,11 +490,7 @@ def publish(model, name: str, store_dir: str | Path, version_suffix: str, inputs
     version = store.unique_version_name(store_dir, name, version_suffix)
     staged = store.staging_dir(store_dir, name, version)
     try:
-        export(model, staged / "model.onnx", inputs, outputs, probe)
-        diff = parity(model, staged / "model.onnx", inputs, outputs, probe)
-        # a second probe with another candidate count checks the dynamic axis
-        probe2 = {k: (v[:3] if k.startswith("cand_") else v) for k, v in probe.items()}
-        diff = max(diff, parity(model, staged / "model.onnx", inputs, outputs, probe2))
+        diff, graphs = export_graphs(model, staged, inputs, outputs, probe)
         log(f"[{name}] ONNX parity max |onnxruntime - torch| = {diff:.2e}")
         if not diff <= PARITY_TOLERANCE:
             raise RuntimeError(f"{name}: ONNX parity {diff} exceeds {PARITY_TOLERANCE}")
@@ -458,7 +500,7 @@ def publish(model, name: str, store_dir: str | Path, version_suffix: str, inputs
         torch.save(model.state_dict(), staged / "weights.pt")
         manifest = {"model": name, "version": version,
                     "created_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "files": {}, "onnx_parity_max_abs_diff": diff, **extra}
+                    "files": {}, "onnx_parity_max_abs_diff": diff, **extra, **graphs}
         store.publish(store_dir, name, version, staged, manifest, expect_current=expect_current)
     except BaseException:
         import shutil
@@ -466,6 +508,32 @@ def publish(model, name: str, store_dir: str | Path, version_suffix: str, inputs
         raise
     log(f"[{name}] published {store_dir}/{name}/{version}")
     return version, diff
+
+
+def reexport(name: str, store_dir: str | Path) -> dict:
+    """Publishes the serving version of `name` ("em3" or "prerank") again, from its own weights, in
+    the export format of this trainer (e.g. prerank's two graphs): same weights, vocabularies and
+    manifest fields, a new version that names its parent. Used when the serving format changes."""
+    parent = store.read_current(store_dir, name)
+    if not parent:
+        raise FileNotFoundError(f"no CURRENT version of {name} in {store_dir}")
+    vdir = Path(store_dir) / name / parent
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    cfg = RankModelConfig(**manifest["model_config"])
+    model = EM3Rank(cfg) if name == "em3" else TwoTowerPrerank(cfg)
+    model.load_state_dict(torch.load(vdir / "weights.pt", weights_only=True))
+    model.eval()
+    prerank = name == "prerank"
+    probe = probe_inputs(cfg, int(manifest["max_hist_len"]), int(manifest["max_genres"]), prerank=prerank)
+    keep = {k: v for k, v in manifest.items()
+            if k not in ("model", "version", "created_at", "files", "onnx_parity_max_abs_diff")}
+    suffix = parent.split("-", 1)[1] if "-" in parent else "reexport"
+    version, diff = publish(
+        model, name, store_dir, suffix, PRERANK_INPUTS if prerank else EM3_INPUTS,
+        ["score"] if prerank else list(EM3Rank.TASKS), probe,
+        {f: (vdir / f).read_text() for f in ("item_vocab.tsv", "user_vocab.tsv", "genre_vocab.tsv")},
+        {**keep, "reexported_from": parent}, expect_current=parent)
+    return {"model": name, "parent": parent, "version": version, "parity": diff}
 
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -550,13 +618,12 @@ def run(cfg: RankRunConfig, data_dir: str | Path, store_dir: str | Path, replay_
     em3_version, em3_parity = publish(
         serve, "em3", store_dir, f"{cfg.profile}", EM3_INPUTS, list(EM3Rank.TASKS), probe, vocab_files,
         {**common, "tasks": list(EM3Rank.TASKS), "serve_mode": cfg.serve_mode,
-         "signature": signature(EM3_INPUTS, list(EM3Rank.TASKS), probe, L, G, C),
          "model_config": serve.cfg.to_dict(), "train_config": asdict(cfg.train),
          "metrics": {"ablations": results, "funnel": funnel}})
     pprobe = probe_inputs(pcfg, L, G, prerank=True)
     pre_version, pre_parity = publish(
         prerank, "prerank", store_dir, f"{cfg.profile}", PRERANK_INPUTS, ["score"], pprobe,
-        vocab_files, {**common, "tasks": ["click"], "signature": signature(PRERANK_INPUTS, ["score"], pprobe, L, G, C),
+        vocab_files, {**common, "tasks": ["click"],
                 "model_config": pcfg.to_dict(), "train_config": asdict(cfg.prerank_train),
                 "metrics": {"test": p_test, **p_info}})
     summary = {"profile": cfg.profile, "em3": {"version": em3_version, "parity": em3_parity},

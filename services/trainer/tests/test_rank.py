@@ -19,7 +19,8 @@ from recsys_trainer.data import FIRST_ITEM_IDX, load_dataset
 from recsys_trainer.rank_data import (SampleConfig, Samples, build_samples, check_no_leakage, held_out_mask,
                                       read_replay)
 from recsys_trainer.rank_model import EM3Rank, RankModelConfig, TwoTowerPrerank
-from recsys_trainer.rank_train import (EM3_INPUTS, PRERANK_INPUTS, auc, export, gauc, parity, probe_inputs)
+from recsys_trainer.rank_train import (EM3_INPUTS, PRERANK_INPUTS, PRERANK_SCORE_INPUTS, auc, export_graphs, gauc,
+                                      probe_inputs)
 
 CONTENT_DIM = 24
 
@@ -64,13 +65,14 @@ class RankPipelineTest(unittest.TestCase):
 
     def test_versions_are_published_with_the_contract(self):
         for model, inputs, outputs in (("em3", EM3_INPUTS, ["click", "like"]),
-                                       ("prerank", PRERANK_INPUTS, ["score"])):
+                                       ("prerank", PRERANK_SCORE_INPUTS, ["score"])):
             with self.subTest(model=model):
                 version = store.read_current(self.store, model)
                 self.assertEqual(version, self.summary[model]["version"])
                 manifest = store.verify_version(self.store / model / version)
+                graphs = {"model.onnx", "item.onnx"} if model == "prerank" else {"model.onnx"}
                 self.assertEqual(set(manifest["files"]),
-                                 {"model.onnx", "item_vocab.tsv", "user_vocab.tsv", "genre_vocab.tsv", "weights.pt"})
+                                 {*graphs, "item_vocab.tsv", "user_vocab.tsv", "genre_vocab.tsv", "weights.pt"})
                 self.assertEqual([i["name"] for i in manifest["signature"]["inputs"]], inputs)
                 self.assertEqual([o["name"] for o in manifest["signature"]["outputs"]], outputs)
                 self.assertEqual(manifest["content_dim"], CONTENT_DIM)
@@ -145,6 +147,32 @@ class RankPipelineTest(unittest.TestCase):
         self.assertLessEqual(manifest["onnx_parity_max_abs_diff"], 1e-4)
         self.assertIn("weights.pt", manifest["files"])
 
+    def test_reexport_publishes_the_same_scores_as_a_new_version(self):
+        import shutil
+
+        import onnxruntime as ort
+
+        st = Path(self.tmp.name) / "reexport-store"
+        shutil.copytree(self.store, st)
+        parent = store.read_current(st, "prerank")
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            self.assertEqual(main(["reexport", "--model", "prerank", "--store", str(st)]), 0)
+        version = store.read_current(st, "prerank")
+        self.assertNotEqual(version, parent)
+        manifest = store.verify_version(st / "prerank" / version)
+        self.assertEqual(manifest["reexported_from"], parent)
+        cfg = RankModelConfig(**manifest["model_config"])
+        probe = probe_inputs(cfg, manifest["max_hist_len"], manifest["max_genres"], prerank=True)
+
+        def scores(v: str):
+            item = ort.InferenceSession(str(st / "prerank" / v / "item.onnx"), providers=["CPUExecutionProvider"])
+            score = ort.InferenceSession(str(st / "prerank" / v / "model.onnx"), providers=["CPUExecutionProvider"])
+            vec = item.run(["item_vec"], {i.name: probe[i.name] for i in item.get_inputs()})[0]
+            feeds = {i.name: probe[i.name] for i in score.get_inputs() if i.name != "cand_item_vec"}
+            return score.run(["score"], {**feeds, "cand_item_vec": vec})[0]
+
+        self.assertLess(float(np.abs(scores(version) - scores(parent)).max()), 1e-5)
+
     def test_online_recall_update(self):
         """KuaiFormer fine-tuned on the engaged samples: published when the holdout HR@100 holds,
         rejected (CURRENT unchanged) when the bar is impossible."""
@@ -193,11 +221,14 @@ class ParityTest(unittest.TestCase):
         cfg = model.cfg
         probe = probe_inputs(cfg, 12, 3, n=6, prerank=prerank)
         with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "model.onnx"
-            export(model.eval(), path, inputs, outputs, probe)
-            self.assertLessEqual(parity(model, path, inputs, outputs, probe), 1e-4)
-            small = {k: (v[:2] if k.startswith("cand_") else v) for k, v in probe.items()}
-            self.assertLessEqual(parity(model, path, inputs, outputs, small), 1e-4)
+            diff, graphs = export_graphs(model.eval(), Path(d), inputs, outputs, probe)
+            self.assertLessEqual(diff, 1e-4)
+            files = {"model.onnx", "item.onnx"} if prerank else {"model.onnx"}
+            self.assertEqual({f.name for f in Path(d).iterdir()}, files)
+            names = [i["name"] for i in graphs["signature"]["inputs"]]
+            self.assertEqual(names, PRERANK_SCORE_INPUTS if prerank else inputs)
+            if prerank:
+                self.assertEqual(graphs["item_tower"]["outputs"][0]["shape"], ["candidates", cfg.dim])
 
     def test_em3(self):
         torch.manual_seed(0)

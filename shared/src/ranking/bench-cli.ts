@@ -107,15 +107,11 @@ try {
   for (let i = 0; i < iterations; i++) {
     const { ctx, candidates } = request(warmup + i);
     let t = performance.now();
-    const { feeds } = buildRankingFeeds(
-      spec,
-      model,
-      model.userVocab,
-      model.features,
-      ctx.user,
-      candidates,
+    const itemVectors = await model.itemVectors?.gather(candidates.map((c) => c.itemId));
+    const { feeds } = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, candidates, {
       buffers,
-    );
+      ...(itemVectors ? { itemVectors } : {}),
+    });
     build.push(performance.now() - t);
     const run = await pool.run(model.modelPath, feeds);
     buffers.release(run.inputs);

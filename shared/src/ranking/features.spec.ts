@@ -137,9 +137,22 @@ describe("ranking features", () => {
   it("prerank feeds: only the prerank inputs; the history window keeps its last L items", () => {
     const features = new ItemFeatureTable(space, catalog(), contentOf());
     const history = ["a", "b", "c", "a", "b"].map((id, i) => ev(id, EventType.RATING, i));
-    const f = buildRankingFeeds(PRERANK_SPEC, space, userVocab, features, user(history), cands("c")).feeds;
+    const itemVectors = { data: new Float32Array([0.5, -1, 2]), dim: 3, oov: 0 };
+    const f = buildRankingFeeds(PRERANK_SPEC, space, userVocab, features, user(history), cands("c"), {
+      itemVectors,
+    }).feeds;
     assert.deepEqual(Object.keys(f).sort(), [...PRERANK_SPEC.inputs].sort());
     assert.deepEqual(ints(f.hist_item_idx), [3, 4, 2, 3]);
+    // the item side comes precomputed from the item tower: [N, D]
+    assert.deepEqual(f.cand_item_vec!.dims, [1, 3]);
+    assert.deepEqual(floats(f.cand_item_vec), [0.5, -1, 2]);
+    assert.throws(
+      () =>
+        buildRankingFeeds(PRERANK_SPEC, space, userVocab, features, user(history), cands("c", "a"), {
+          itemVectors,
+        }),
+      /item vectors/,
+    );
   });
 
   it("item rows follow catalogue and content updates, and new items get rows", () => {

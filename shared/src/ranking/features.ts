@@ -85,9 +85,10 @@ class Int64Column {
 /** Destination of item rows: the hist_* or cand_* tensors of one request. */
 interface ItemColumns {
   readonly item: Int64Column;
-  readonly genres: Int64Column;
-  readonly year: Int64Column;
-  readonly content: Float32Array;
+  /** The columns a model does not take are left out (and not written). */
+  readonly genres?: Int64Column;
+  readonly year?: Int64Column;
+  readonly content?: Float32Array;
   readonly hasContent?: Float32Array;
 }
 
@@ -110,6 +111,8 @@ export class ItemFeatureTable {
   private years: Int32Array;
   /** Per row, the catalogue + content table revision at which it was last found current. */
   private checked: Float64Array;
+  /** Per row, how often it was (re)built: what is derived from a row (item vectors) keys on it. */
+  private versions: Int32Array;
   private count = 0;
   private readonly G: number;
 
@@ -124,6 +127,7 @@ export class ItemFeatureTable {
     this.genres = new Int32Array(capacity * this.G);
     this.years = new Int32Array(capacity);
     this.checked = new Float64Array(capacity).fill(-1);
+    this.versions = new Int32Array(capacity);
     for (const itemId of catalog.items.keys()) this.slotOf(itemId);
   }
 
@@ -168,7 +172,18 @@ export class ItemFeatureTable {
     }
     this.years[slot] = yearBucket(record?.year, this.space.yearMin, this.space.yearMax);
     this.checked[slot] = revision;
+    this.versions[slot]!++;
     return slot;
+  }
+
+  /** The vocabulary index of the item at `slot` (slotOf), or of `itemId` when it has no row. */
+  vocabIndexAt(slot: number, itemId: string): number {
+    return slot >= 0 ? this.vocabIdx[slot]! : this.vocabIndex(itemId);
+  }
+
+  /** How often row `slot` was built (changes whenever its inputs do). */
+  rowVersion(slot: number): number {
+    return this.versions[slot]!;
   }
 
   private grow(needed: number): void {
@@ -183,6 +198,9 @@ export class ItemFeatureTable {
     const checked = new Float64Array(capacity).fill(-1);
     checked.set(this.checked);
     this.checked = checked;
+    const versions = new Int32Array(capacity);
+    versions.set(this.versions);
+    this.versions = versions;
     this.vocabIdx = vocabIdx;
     this.genres = genres;
     this.years = years;
@@ -203,11 +221,13 @@ export class ItemFeatureTable {
     }
     const idx = this.vocabIdx[slot]!;
     out.item.words[row * 2] = idx;
-    out.year.words[row * 2] = this.years[slot]!;
-    const gw = out.genres.words;
-    for (let g = 0, from = slot * G, to = row * G * 2; g < G; g++, to += 2) gw[to] = this.genres[from + g]!;
+    if (out.year) out.year.words[row * 2] = this.years[slot]!;
+    if (out.genres) {
+      const gw = out.genres.words;
+      for (let g = 0, from = slot * G, to = row * G * 2; g < G; g++, to += 2) gw[to] = this.genres[from + g]!;
+    }
     const vector = this.vectors[slot];
-    if (vector && vector.length === C) {
+    if (out.content && vector && vector.length === C) {
       out.content.set(vector, row * C);
       if (out.hasContent) out.hasContent[row] = 1;
     }
@@ -225,10 +245,69 @@ export interface RankingFeeds {
   readonly historyLength: number;
 }
 
+/** Optional parts of one request's feeds. */
+export interface FeedOptions {
+  /** Where the content columns (the large inputs) come from; the run gives them back. */
+  readonly buffers?: BufferPool;
+  /** The candidates' item vectors, for a model whose item tower runs ahead (ItemVectorTable.gather). */
+  readonly itemVectors?: ItemVectors;
+}
+
+/** Item vectors of N candidates: `data` is [N, dim] row-major; `oov` counts those out of the vocabulary. */
+export interface ItemVectors {
+  readonly data: Float32Array;
+  readonly dim: number;
+  readonly oov: number;
+}
+
+type Floats = (n: number) => Float32Array;
+
+function floatsFrom(buffers: BufferPool | undefined): Floats {
+  return (n) => (buffers ? new Float32Array(buffers.take(n * 4), 0, n) : new Float32Array(n));
+}
+
+/**
+ * The per-item candidate inputs (cand_item_idx, cand_genres, cand_year,
+ * cand_content, cand_has_content) of `itemIds`, those in `wanted` only.
+ * Nothing is written when none is wanted.
+ */
+export function buildItemFeeds(
+  features: ItemFeatureTable,
+  itemIds: readonly string[],
+  wanted: ReadonlySet<string>,
+  floats: Floats = floatsFrom(undefined),
+  reusable = false,
+): { readonly feeds: Record<string, TensorData>; readonly oov: number } {
+  const { maxGenres: G, contentDim: C } = features.space;
+  const N = itemIds.length;
+  const feeds: Record<string, TensorData> = {};
+  const any = ["cand_item_idx", "cand_genres", "cand_year", "cand_content", "cand_has_content"].some((n) =>
+    wanted.has(n),
+  );
+  if (!any) return { feeds, oov: 0 };
+  const withContent = wanted.has("cand_content") || wanted.has("cand_has_content");
+  const cand: ItemColumns = {
+    item: new Int64Column(N),
+    ...(wanted.has("cand_genres") ? { genres: new Int64Column(N * G) } : {}),
+    ...(wanted.has("cand_year") ? { year: new Int64Column(N) } : {}),
+    ...(withContent ? { content: floats(N * C), hasContent: new Float32Array(N) } : {}),
+  };
+  let oov = 0;
+  for (let i = 0; i < N; i++) if (features.write(itemIds[i]!, i, cand)) oov++;
+  if (wanted.has("cand_item_idx")) feeds.cand_item_idx = cand.item.tensor([N]);
+  if (cand.genres) feeds.cand_genres = cand.genres.tensor([N, G]);
+  if (cand.year) feeds.cand_year = cand.year.tensor([N]);
+  if (cand.content && wanted.has("cand_content"))
+    feeds.cand_content = { ...float32Tensor(cand.content, [N, C]), reusable };
+  if (cand.hasContent && wanted.has("cand_has_content"))
+    feeds.cand_has_content = float32Tensor(cand.hasContent, [N]);
+  return { feeds, oov };
+}
+
 /**
  * The feeds of one request: the user side once ([1, ...], the history
  * LEFT-padded to L) and every candidate in one batch ([N, ...]). Only the
- * inputs `spec` takes are returned.
+ * inputs `spec` takes are built and returned.
  */
 export function buildRankingFeeds(
   spec: RankingModelSpec,
@@ -237,54 +316,55 @@ export function buildRankingFeeds(
   features: ItemFeatureTable,
   user: UserView,
   candidates: readonly RecallView[],
-  buffers?: BufferPool,
+  options: FeedOptions = {},
 ): RankingFeeds {
   const { maxHistLen: L, maxGenres: G, contentDim: C } = space;
   const N = candidates.length;
-  /** The content columns (the large inputs) come from `buffers` when given. */
-  const floats = (n: number) => (buffers ? new Float32Array(buffers.take(n * 4), 0, n) : new Float32Array(n));
+  const floats = floatsFrom(options.buffers);
+  const reusable = options.buffers !== undefined;
   const wanted = new Set<string>(spec.inputs);
   const feeds: Record<string, TensorData> = {};
-  const put = (name: RankingInputName, tensor: () => TensorData) => {
-    if (wanted.has(name)) feeds[name] = tensor();
-  };
 
-  const userIdx = new Int64Column(1);
-  userIdx.words[0] = userVocab.get(user.userId) ?? OOV;
-  put("user_idx", () => userIdx.tensor([1]));
+  if (wanted.has("user_idx")) {
+    const userIdx = new Int64Column(1);
+    userIdx.words[0] = userVocab.get(user.userId) ?? OOV;
+    feeds.user_idx = userIdx.tensor([1]);
+  }
 
   const window = rankingHistory(user.history, L);
   const hist: ItemColumns = {
     item: new Int64Column(L),
-    genres: new Int64Column(L * G),
-    year: new Int64Column(L),
-    content: floats(L * C),
+    ...(wanted.has("hist_genres") ? { genres: new Int64Column(L * G) } : {}),
+    ...(wanted.has("hist_year") ? { year: new Int64Column(L) } : {}),
+    ...(wanted.has("hist_content") ? { content: floats(L * C) } : {}),
   };
   let oovHistory = 0;
   for (let k = 0, row = L - window.length; k < window.length; k++, row++)
     if (features.write(window[k]!, row, hist)) oovHistory++;
-  put("hist_item_idx", () => hist.item.tensor([1, L]));
-  put("hist_genres", () => hist.genres.tensor([1, L, G]));
-  put("hist_year", () => hist.year.tensor([1, L]));
-  const reusable = buffers !== undefined;
-  put("hist_content", () => ({ ...float32Tensor(hist.content, [1, L, C]), reusable }));
+  if (wanted.has("hist_item_idx")) feeds.hist_item_idx = hist.item.tensor([1, L]);
+  if (hist.genres) feeds.hist_genres = hist.genres.tensor([1, L, G]);
+  if (hist.year) feeds.hist_year = hist.year.tensor([1, L]);
+  if (hist.content) feeds.hist_content = { ...float32Tensor(hist.content, [1, L, C]), reusable };
 
-  const hasContent = new Float32Array(N);
-  const cand: ItemColumns = {
-    item: new Int64Column(N),
-    genres: new Int64Column(N * G),
-    year: new Int64Column(N),
-    content: floats(N * C),
-    hasContent,
-  };
-  let oovCandidates = 0;
-  for (let i = 0; i < N; i++) if (features.write(candidates[i]!.itemId, i, cand)) oovCandidates++;
-  put("cand_item_idx", () => cand.item.tensor([N]));
-  put("cand_genres", () => cand.genres.tensor([N, G]));
-  put("cand_year", () => cand.year.tensor([N]));
-  put("cand_content", () => ({ ...float32Tensor(cand.content, [N, C]), reusable }));
-  put("cand_has_content", () => float32Tensor(hasContent, [N]));
-  put("cand_recall", () => {
+  const items = buildItemFeeds(
+    features,
+    candidates.map((c) => c.itemId),
+    wanted,
+    floats,
+    reusable,
+  );
+  Object.assign(feeds, items.feeds);
+  let oovCandidates = items.oov;
+  if (wanted.has("cand_item_vec")) {
+    const vectors = options.itemVectors;
+    if (!vectors || vectors.data.length !== N * vectors.dim)
+      throw new Error(
+        `${spec.model}: cand_item_vec needs the ${N} candidates' item vectors (ItemVectorTable)`,
+      );
+    feeds.cand_item_vec = float32Tensor(vectors.data, [N, vectors.dim]);
+    oovCandidates += vectors.oov;
+  }
+  if (wanted.has("cand_recall")) {
     const R = space.recallFeatures.length;
     const out = new Float32Array(N * R);
     for (let j = 0; j < R; j++) {
@@ -295,7 +375,7 @@ export function buildRankingFeeds(
         out[i * R + j] = channel === undefined ? c.recallScore : c.channels.includes(channel) ? 1 : 0;
       }
     }
-    return float32Tensor(out, [N, R]);
-  });
+    feeds.cand_recall = float32Tensor(out, [N, R]);
+  }
   return { feeds, oovCandidates, oovHistory, historyLength: window.length };
 }

@@ -13,6 +13,7 @@ import { EventType } from "../gen/recsys/common/v1/common_pb.js";
 import type { OnnxPool, TensorData } from "../onnx/pool.js";
 import type { ModelManifest } from "../store/modelstore.js";
 import { buildRankingFeeds, type FeatureSpace, ItemFeatureTable } from "./features.js";
+import { ItemVectorTable } from "./item-tower.js";
 
 export type RankingInputName =
   | "user_idx"
@@ -25,13 +26,15 @@ export type RankingInputName =
   | "cand_year"
   | "cand_content"
   | "cand_has_content"
-  | "cand_recall";
+  | "cand_recall"
+  | "cand_item_vec";
 
 /**
  * Dimensions of the contract: 1 = the one user, L history length, G genres,
- * C content, N candidates, R recall features (manifest.recall_features).
+ * C content, N candidates, R recall features (manifest.recall_features),
+ * D item vector (manifest.item_vec_dim, models with an item tower).
  */
-type Dim = "1" | "L" | "G" | "C" | "N" | "R";
+type Dim = "1" | "L" | "G" | "C" | "N" | "R" | "D";
 
 /** Every input of the contract with its dtype and shape. */
 export const RANKING_INPUTS: Readonly<
@@ -48,7 +51,17 @@ export const RANKING_INPUTS: Readonly<
   cand_content: { dtype: "float32", shape: ["N", "C"] },
   cand_has_content: { dtype: "float32", shape: ["N"] },
   cand_recall: { dtype: "float32", shape: ["N", "R"] },
+  cand_item_vec: { dtype: "float32", shape: ["N", "D"] },
 };
+
+/** The inputs that depend on the candidate item alone: what an item tower takes. */
+export const ITEM_TOWER_INPUTS: readonly RankingInputName[] = [
+  "cand_item_idx",
+  "cand_genres",
+  "cand_year",
+  "cand_content",
+  "cand_has_content",
+];
 
 /** What one model of the contract takes and gives. */
 export interface RankingModelSpec {
@@ -59,31 +72,32 @@ export interface RankingModelSpec {
   readonly outputs: readonly string[];
   /** manifest.tasks must be exactly these. */
   readonly tasks: readonly string[];
+  /**
+   * A two-graph model: `item.onnx` maps these item inputs to `item_vec`
+   * [N, D] once per item and version (ItemVectorTable), and `model.onnx`
+   * takes the vectors as `cand_item_vec`.
+   */
+  readonly itemTower?: readonly RankingInputName[];
 }
 
 /** EM3-style multi-task rank model: click and like probabilities. */
 export const EM3_SPEC: RankingModelSpec = {
   model: "em3",
-  inputs: Object.keys(RANKING_INPUTS) as RankingInputName[],
+  inputs: (Object.keys(RANKING_INPUTS) as RankingInputName[]).filter((n) => n !== "cand_item_vec"),
   outputs: ["click", "like"],
   tasks: ["click", "like"],
 };
 
-/** Two-tower prerank model: a click logit. */
+/**
+ * Two-tower prerank model: a click logit. Its item tower runs once per item
+ * (item.onnx); per request only the user tower and the scores run.
+ */
 export const PRERANK_SPEC: RankingModelSpec = {
   model: "prerank",
-  inputs: [
-    "user_idx",
-    "hist_item_idx",
-    "cand_item_idx",
-    "cand_genres",
-    "cand_year",
-    "cand_content",
-    "cand_has_content",
-    "cand_recall",
-  ],
+  inputs: ["user_idx", "hist_item_idx", "cand_item_vec", "cand_recall"],
   outputs: ["score"],
   tasks: ["click"],
+  itemTower: ITEM_TOWER_INPUTS,
 };
 
 export interface RankingModel extends FeatureSpace {
@@ -94,6 +108,8 @@ export interface RankingModel extends FeatureSpace {
   readonly userVocab: ReadonlyMap<string, number>;
   /** Per-item input rows for this version's vocabularies. */
   readonly features: ItemFeatureTable;
+  /** A two-graph model's item vectors (spec.itemTower). */
+  readonly itemVectors?: ItemVectorTable;
   /** Execution provider the probe batch ran on, and why it is not the requested one. */
   readonly provider: string;
   readonly providerFallbackReason?: string;
@@ -126,7 +142,7 @@ export function checkRankingManifest(
   spec: RankingModelSpec,
   manifest: ModelManifest,
   content: Pick<ContentTable, "dim" | "encoderSha">,
-): Omit<FeatureSpace, "itemVocab" | "genreVocab"> {
+): Omit<FeatureSpace, "itemVocab" | "genreVocab"> & { readonly itemVecDim?: number } {
   const L = positiveInt(manifest, "max_hist_len");
   const G = positiveInt(manifest, "max_genres");
   const C = positiveInt(manifest, "content_dim");
@@ -155,11 +171,63 @@ export function checkRankingManifest(
   if (!Array.isArray(tasks) || tasks.join(",") !== spec.tasks.join(","))
     throw new RankingModelError(`manifest.tasks must be ${JSON.stringify(spec.tasks)}`);
 
-  const sig = manifest.signature as { inputs?: SignatureEntry[]; outputs?: SignatureEntry[] } | undefined;
-  if (!Array.isArray(sig?.inputs) || !Array.isArray(sig.outputs))
-    throw new RankingModelError("manifest.signature is missing");
   const R = recallFeatures.length;
-  const sizes: Record<Dim, number | undefined> = { "1": 1, L, G, C, N: undefined, R };
+  let D: number | undefined;
+  if (spec.itemTower) {
+    D = positiveInt(manifest, "item_vec_dim");
+    if (!manifest.item_tower)
+      throw new RankingModelError(
+        "manifest.item_tower is missing: this version has the single-graph export of an older trainer " +
+          `(re-export it: python -m recsys_trainer reexport --model ${spec.model}, or scripts/setup.sh does)`,
+      );
+  }
+  const sizes: Record<Dim, number | undefined> = { "1": 1, L, G, C, N: undefined, R, D };
+  const dims = `L=${L} G=${G} C=${C} R=${R}${D ? ` D=${D}` : ""}`;
+  checkGraph(
+    "signature",
+    manifest.signature,
+    spec.inputs,
+    spec.outputs.map((name) => ({ name, shape: ["N"] })),
+    sizes,
+    dims,
+  );
+  if (spec.itemTower)
+    checkGraph(
+      "item_tower",
+      manifest.item_tower,
+      spec.itemTower,
+      [{ name: "item_vec", shape: ["N", "D"] }],
+      sizes,
+      dims,
+    );
+  return {
+    maxHistLen: L,
+    maxGenres: G,
+    contentDim: C,
+    yearMin,
+    yearMax,
+    recallFeatures: recallFeatures as string[],
+    ...(D ? { itemVecDim: D } : {}),
+  };
+}
+
+/**
+ * One graph's signature against the contract: exactly `inputs`, each of its
+ * dtype and shape, and every output float32 of its shape. Fixed dimensions
+ * must match the manifest's sizes; symbolic ones are accepted (the probe
+ * batch checks them), and N must be symbolic.
+ */
+function checkGraph(
+  field: string,
+  raw: unknown,
+  inputs: readonly RankingInputName[],
+  outputs: ReadonlyArray<{ readonly name: string; readonly shape: readonly Dim[] }>,
+  sizes: Readonly<Record<Dim, number | undefined>>,
+  dims: string,
+): void {
+  const sig = raw as { inputs?: SignatureEntry[]; outputs?: SignatureEntry[] } | undefined;
+  if (!Array.isArray(sig?.inputs) || !Array.isArray(sig.outputs))
+    throw new RankingModelError(`manifest.${field} is missing`);
   const shapeOk = (actual: readonly (string | number)[], expected: readonly Dim[]) =>
     Array.isArray(actual) &&
     actual.length === expected.length &&
@@ -169,31 +237,23 @@ export function checkRankingManifest(
       const size = sizes[d];
       return size !== undefined && a === size; // N must be dynamic
     });
-  for (const name of spec.inputs) {
+  for (const name of inputs) {
     const want = RANKING_INPUTS[name];
     const input = sig.inputs.find((i) => i.name === name);
-    if (!input) throw new RankingModelError(`signature: input ${name} missing`);
+    if (!input) throw new RankingModelError(`${field}: input ${name} missing`);
     if (input.dtype !== want.dtype || !shapeOk(input.shape, want.shape))
       throw new RankingModelError(
-        `signature: input ${name} is ${input.dtype} ${JSON.stringify(input.shape)}, expected ${want.dtype} [${want.shape.join(", ")}] with L=${L} G=${G} C=${C} R=${R}`,
+        `${field}: input ${name} is ${input.dtype} ${JSON.stringify(input.shape)}, expected ${want.dtype} [${want.shape.join(", ")}] with ${dims}`,
       );
   }
-  const extra = sig.inputs.filter((i) => !(spec.inputs as readonly string[]).includes(i.name));
+  const extra = sig.inputs.filter((i) => !(inputs as readonly string[]).includes(i.name));
   if (extra.length > 0)
-    throw new RankingModelError(`signature: unexpected inputs ${extra.map((i) => i.name).join(", ")}`);
-  for (const name of spec.outputs) {
+    throw new RankingModelError(`${field}: unexpected inputs ${extra.map((i) => i.name).join(", ")}`);
+  for (const { name, shape } of outputs) {
     const output = sig.outputs.find((o) => o.name === name);
-    if (output?.dtype !== "float32" || !shapeOk(output.shape, ["N"]))
-      throw new RankingModelError(`signature: output ${name} must be float32 [N]`);
+    if (output?.dtype !== "float32" || !shapeOk(output.shape, shape))
+      throw new RankingModelError(`${field}: output ${name} must be float32 [${shape.join(", ")}]`);
   }
-  return {
-    maxHistLen: L,
-    maxGenres: G,
-    contentDim: C,
-    yearMin,
-    yearMax,
-    recallFeatures: recallFeatures as string[],
-  };
 }
 
 /**
@@ -254,6 +314,10 @@ export async function loadRankingModel(
   const space: FeatureSpace = { ...sizes, itemVocab, genreVocab };
   const features = new ItemFeatureTable(space, sources.catalog, sources.content);
   const modelPath = join(dir, "model.onnx");
+  const itemVectors =
+    spec.itemTower && sizes.itemVecDim
+      ? new ItemVectorTable(features, sizes.itemVecDim, join(dir, "item.onnx"), new Set(spec.itemTower), pool)
+      : undefined;
 
   // Probe: history and candidates of vocabulary items plus one unknown item, for a known and an unknown user.
   const known = [...itemVocab.keys()].slice(0, sizes.maxHistLen + 2);
@@ -272,9 +336,12 @@ export async function loadRankingModel(
   let providerFallbackReason: string | undefined;
   for (const userId of [[...userVocab.keys()][0]!, "probe-unknown-user"]) {
     const user = { userId, known: true, blockedItemIds: [], earlierSeenItemIds: [], history };
-    const { feeds } = buildRankingFeeds(spec, space, userVocab, features, user, candidates);
     let outputs: Record<string, TensorData>;
     try {
+      const vectors = await itemVectors?.gather(candidates.map((c) => c.itemId));
+      const { feeds } = buildRankingFeeds(spec, space, userVocab, features, user, candidates, {
+        ...(vectors ? { itemVectors: vectors } : {}),
+      });
       const result = await pool.run(modelPath, feeds);
       outputs = result.outputs;
       provider = result.provider;
@@ -292,6 +359,14 @@ export async function loadRankingModel(
         throw new RankingModelError(`probe output ${name} has non-finite values`);
     }
   }
+  if (itemVectors) {
+    // every catalogue item's vector before this version serves; items that come later get theirs on first use
+    try {
+      await itemVectors.fill([...sources.catalog.items.keys()]);
+    } catch (err) {
+      throw new RankingModelError(`item tower failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   return {
     ...space,
     spec,
@@ -299,6 +374,7 @@ export async function loadRankingModel(
     modelPath,
     userVocab,
     features,
+    ...(itemVectors ? { itemVectors } : {}),
     provider,
     ...(providerFallbackReason ? { providerFallbackReason } : {}),
   };

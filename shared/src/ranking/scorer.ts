@@ -103,15 +103,11 @@ export class LearnedScorer {
 
     let result: RunResult;
     try {
-      const built = buildRankingFeeds(
-        spec,
-        model,
-        model.userVocab,
-        model.features,
-        ctx.user,
-        candidates,
-        this.buffers,
-      );
+      const itemVectors = await model.itemVectors?.gather(candidates.map((c) => c.itemId));
+      const built = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, candidates, {
+        buffers: this.buffers,
+        ...(itemVectors ? { itemVectors } : {}),
+      });
       if (built.oovCandidates > 0)
         this.counters?.oovCandidates.inc({ model: spec.model }, built.oovCandidates);
       const run = pool.run(model.modelPath, built.feeds);
