@@ -30,27 +30,46 @@ export function weightedFusionSelector(weights: Readonly<Record<string, number>>
  * Pairwise similarity of `itemIds` for diversity: cosine of their content
  * vectors (the content table: title, year, genres and, for catalog items,
  * their description), or of their genre vectors when either item has no
- * content vector. Vectors are looked up once per item.
+ * content vector. An item's vectors and norms are looked up once, when a
+ * similarity first needs them (lazy MMR asks about few of the pool).
  */
 export function itemSimilarity(
   catalog: ItemCatalog,
   content: ContentTable | undefined,
   itemIds: readonly string[],
 ): (i: number, j: number) => number {
-  const contentVectors = itemIds.map((id) => content?.get(id));
-  const genreVectors = itemIds.map((id) => catalog.genreVector(id));
-  // Norms once per item: MMR asks for count x pool similarities, each then one dot product.
-  const contentNorms = contentVectors.map((v) => (v ? Math.sqrt(dot(v, v)) : 0));
-  const genreNorms = genreVectors.map((v) => Math.sqrt(dot(v, v)));
-  return (i, j) => {
-    const a = contentVectors[i];
-    const b = contentVectors[j];
-    if (a && b && a.length === b.length) {
-      const n = contentNorms[i]! * contentNorms[j]!;
-      return n > 0 ? dot(a, b) / n : 0;
+  const n = itemIds.length;
+  const contentVectors: Array<Float32Array | undefined> = new Array(n);
+  const genreVectors: Array<Float32Array | undefined> = new Array(n);
+  const contentNorms = new Float64Array(n).fill(-1);
+  const genreNorms = new Float64Array(n).fill(-1);
+  const contentOf = (i: number) => {
+    if (contentNorms[i]! < 0) {
+      const v = content?.get(itemIds[i]!);
+      contentVectors[i] = v;
+      contentNorms[i] = v ? Math.sqrt(dot(v, v)) : 0;
     }
-    const n = genreNorms[i]! * genreNorms[j]!;
-    return n > 0 ? dot(genreVectors[i]!, genreVectors[j]!) / n : 0;
+    return contentVectors[i];
+  };
+  const genresOf = (i: number) => {
+    if (genreNorms[i]! < 0) {
+      const v = catalog.genreVector(itemIds[i]!);
+      genreVectors[i] = v;
+      genreNorms[i] = Math.sqrt(dot(v, v));
+    }
+    return genreVectors[i]!;
+  };
+  return (i, j) => {
+    const a = contentOf(i);
+    const b = contentOf(j);
+    if (a && b && a.length === b.length) {
+      const norms = contentNorms[i]! * contentNorms[j]!;
+      return norms > 0 ? dot(a, b) / norms : 0;
+    }
+    const ga = genresOf(i);
+    const gb = genresOf(j);
+    const norms = genreNorms[i]! * genreNorms[j]!;
+    return norms > 0 ? dot(ga, gb) / norms : 0;
   };
 }
 
@@ -66,6 +85,14 @@ function dot(a: Float32Array, b: Float32Array): number {
  * similarity as in itemSimilarity (content vectors, else genre vectors).
  * Relevance is the score rescaled to [0, 1]. Only the first `count`
  * positions are diversified; the rest keep their order.
+ *
+ * Lazily: a candidate's max similarity only grows as items are picked, so
+ * its value against the picks it was last compared with is an upper bound.
+ * Each round takes the candidate with the highest bound (the first in pool
+ * order on ties) and brings it up to date with the picks since; if it still
+ * leads, it is the exact choice of the plain greedy loop (same value, same
+ * tie-break), otherwise the next leader is tried. Low-relevance candidates
+ * are never compared with anything: about a tenth of the similarities.
  */
 export function mmrSelector(
   catalog: ItemCatalog,
@@ -78,37 +105,43 @@ export function mmrSelector(
     select(_ctx, candidates, count) {
       const pool = candidates.slice(0, Math.max(count, poolSize));
       if (pool.length === 0) return candidates;
-      const max = Math.max(...pool.map((c) => c.score));
-      const min = Math.min(...pool.map((c) => c.score));
+      let max = Number.NEGATIVE_INFINITY;
+      let min = Number.POSITIVE_INFINITY;
+      for (const c of pool) {
+        if (c.score > max) max = c.score;
+        if (c.score < min) min = c.score;
+      }
       const span = max - min || 1;
       const similarity = itemSimilarity(
         catalog,
         content,
         pool.map((c) => c.itemId),
       );
-      const maxSim = new Float64Array(pool.length);
-      const taken = new Uint8Array(pool.length);
-      const picked: Candidate[] = [];
-      for (let round = 0; round < Math.min(count, pool.length); round++) {
-        let best = -1;
-        let bestValue = Number.NEGATIVE_INFINITY;
-        for (let i = 0; i < pool.length; i++) {
-          if (taken[i]) continue;
-          const relevance = (pool[i]!.score - min) / span;
-          const value = lambda * relevance - (1 - lambda) * maxSim[i]!;
-          if (value > bestValue) {
-            bestValue = value;
-            best = i;
+      const n = pool.length;
+      const relevance = Float64Array.from(pool, (c) => (c.score - min) / span);
+      const maxSim = new Float64Array(n);
+      /** How many of `picked` each candidate's maxSim has seen. */
+      const seen = new Int32Array(n);
+      const bound = Float64Array.from(relevance, (r) => lambda * r);
+      const taken = new Uint8Array(n);
+      const picked: number[] = [];
+      for (let round = 0; round < Math.min(count, n); round++) {
+        for (;;) {
+          let best = -1;
+          for (let i = 0; i < n; i++) if (!taken[i] && (best < 0 || bound[i]! > bound[best]!)) best = i;
+          if (seen[best] === picked.length) {
+            taken[best] = 1;
+            picked.push(best);
+            break;
           }
-        }
-        taken[best] = 1;
-        picked.push(pool[best]!);
-        for (let i = 0; i < pool.length; i++) {
-          if (!taken[i]) maxSim[i] = Math.max(maxSim[i]!, similarity(i, best));
+          for (let k = seen[best]!; k < picked.length; k++)
+            maxSim[best] = Math.max(maxSim[best]!, similarity(best, picked[k]!));
+          seen[best] = picked.length;
+          bound[best] = lambda * relevance[best]! - (1 - lambda) * maxSim[best]!;
         }
       }
       const rest = pool.filter((_, i) => !taken[i]);
-      return [...picked, ...rest, ...candidates.slice(pool.length)];
+      return [...picked.map((i) => pool[i]!), ...rest, ...candidates.slice(pool.length)];
     },
   };
 }
@@ -162,7 +195,8 @@ export function freshSlotsSelector(slots: number, catalog: ItemCatalog): Selecto
       if (slots <= 0) return candidates;
       const now = Date.now();
       const age = (c: Candidate) => catalog.ageMs(c.itemId, now) ?? Number.POSITIVE_INFINITY;
-      const fresh = candidates.map((c, i) => ({ c, i, age: age(c) })).filter(({ c }) => isFresh(c));
+      const fresh: Array<{ c: Candidate; i: number; age: number }> = [];
+      for (const [i, c] of candidates.entries()) if (isFresh(c)) fresh.push({ c, i, age: age(c) });
       fresh.sort((a, b) => (a.age === b.age ? a.i - b.i : a.age < b.age ? -1 : 1));
       const wanted = new Set(fresh.slice(0, slots).map((f) => f.c));
       const head = candidates.slice(0, count);
