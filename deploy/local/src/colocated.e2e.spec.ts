@@ -82,6 +82,21 @@ for (const [variant, threads] of [
       assert.deepEqual(onThreads, [...threads]);
     });
 
+    it("loads the catalogue and content vectors once for the stages on the gateway's thread", () => {
+      const lines = readFileSync(join(stateDir, "log", "gateway.log"), "utf8")
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { name: string; msg: string });
+      // prerank opens the item tables first; rank, rerank and the gateway get the same ones
+      const shared = lines.filter((l) => l.msg === "item tables shared with another service of this process");
+      assert.deepEqual(
+        shared.map((l) => l.name),
+        ["rank", "rerank", "gateway"],
+      );
+      const followers = lines.filter((l) => l.msg === "items follower started").map((l) => l.name);
+      assert.deepEqual(followers, ["prerank"], "one items follower for the three stages that follow");
+    });
+
     it("answers Recommend through every stage's model, without fallbacks", async () => {
       const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 5_000 });
       assert.equal(res.items.length, 20);

@@ -1,10 +1,5 @@
-import {
-  type AdmissionOptions,
-  createClient,
-  createRuntime,
-  decayedPopularity,
-  loadCatalog,
-} from "@recsys/shared";
+import { type AdmissionOptions, createClient, createRuntime, decayedPopularity } from "@recsys/shared";
+import { openItemTables } from "@recsys/shared/bus";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_service_pb.js";
@@ -102,7 +97,17 @@ rt.onShutdown(async () => {
 });
 
 await rt.start(cfg.RECSYS_GATEWAY_ADDR);
-const { catalog, interactions } = await loadCatalog(cfg.RECSYS_DATA_DIR);
+// The dataset (popular fallback, user histories): shared with the stages this process hosts (co-located layout).
+const tables = await openItemTables({
+  service: "gateway",
+  cfg,
+  logger: rt.logger,
+  metrics: rt.metrics,
+  content: false,
+  follow: false,
+});
+rt.onShutdown(() => tables.release());
+const { catalog, interactions } = tables;
 online = await openOnline(rt, interactions);
 const store = online.store;
 const popular = decayedPopularity(interactions, catalog.latestMs, cfg.RECSYS_POPULAR_HALF_LIFE_DAYS);

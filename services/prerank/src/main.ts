@@ -1,11 +1,9 @@
 import {
   byScoreDesc,
-  ContentTable,
   createRuntime,
   decodeCandidates,
   encodeCandidates,
   type LearnedScorer,
-  loadCatalog,
   OnnxPool,
   PRERANK_SPEC,
   requireIntInRange,
@@ -13,7 +11,7 @@ import {
   requireUser,
   watchRankingModel,
 } from "@recsys/shared";
-import { followItemsIntoCatalog } from "@recsys/shared/bus";
+import { openItemTables } from "@recsys/shared/bus";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { prerankConfigSpec } from "./config.js";
 import { prerankScorer } from "./model.js";
@@ -46,20 +44,21 @@ rt.server.add(PrerankService, {
 });
 
 await rt.start(cfg.RECSYS_PRERANK_ADDR);
-const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
-// Content vectors (model features): the dataset's from the `content` model, new items' from the items topic.
-const content = ContentTable.load(cfg.RECSYS_MODEL_STORE, rt.logger);
-rt.metrics.setModelVersion("prerank.content", content.version);
-const itemFeed = await followItemsIntoCatalog({
+// The catalogue, the content vectors and their items follower: shared with the other services of this
+// process (co-located layout), kept current from the items topic.
+const tables = await openItemTables({
   service: "prerank",
   cfg,
   logger: rt.logger,
   metrics: rt.metrics,
-  catalog,
-  content,
+  content: true,
+  follow: true,
 });
-rt.onShutdown(() => itemFeed.stop());
-await itemFeed.waitCaughtUp(10_000);
+rt.onShutdown(() => tables.release());
+const { catalog } = tables;
+const content = tables.content!;
+rt.metrics.setModelVersion("prerank.content", content.version);
+await tables.feed!.waitCaughtUp(10_000);
 
 // The prerank model, hot-swapped from the model store, on an ONNX worker thread; its item tower
 // runs once per item and version (ItemVectorTable), its scoring per request.

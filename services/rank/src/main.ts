@@ -1,17 +1,15 @@
 import {
-  ContentTable,
   createRuntime,
   decodeCandidates,
   EM3_SPEC,
   encodeCandidates,
   type LearnedScorer,
-  loadCatalog,
   OnnxPool,
   requireMaxLength,
   requireUser,
   watchRankingModel,
 } from "@recsys/shared";
-import { followItemsIntoCatalog } from "@recsys/shared/bus";
+import { openItemTables } from "@recsys/shared/bus";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import { rankConfigSpec } from "./config.js";
 import { em3Scorer } from "./em3.js";
@@ -37,20 +35,21 @@ rt.server.add(RankService, {
 });
 
 await rt.start(cfg.RECSYS_RANK_ADDR);
-const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
-// Content vectors (model features): the dataset's from the `content` model, new items' from the items topic.
-const content = ContentTable.load(cfg.RECSYS_MODEL_STORE, rt.logger);
-rt.metrics.setModelVersion("rank.content", content.version);
-const itemFeed = await followItemsIntoCatalog({
+// The catalogue, the content vectors and their items follower: shared with the other services of this
+// process (co-located layout), kept current from the items topic.
+const tables = await openItemTables({
   service: "rank",
   cfg,
   logger: rt.logger,
   metrics: rt.metrics,
-  catalog,
-  content,
+  content: true,
+  follow: true,
 });
-rt.onShutdown(() => itemFeed.stop());
-await itemFeed.waitCaughtUp(10_000);
+rt.onShutdown(() => tables.release());
+const { catalog } = tables;
+const content = tables.content!;
+rt.metrics.setModelVersion("rank.content", content.version);
+await tables.feed!.waitCaughtUp(10_000);
 
 // The em3 model, hot-swapped from the model store, on ONNX worker threads.
 const pool = new OnnxPool({

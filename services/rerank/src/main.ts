@@ -1,15 +1,13 @@
 import {
-  ContentTable,
   createRuntime,
   decodeCandidates,
   encodeCandidates,
   invalidArgument,
-  loadCatalog,
   requireIntInRange,
   requireMaxLength,
   requireUser,
 } from "@recsys/shared";
-import { followItemsIntoCatalog } from "@recsys/shared/bus";
+import { openItemTables } from "@recsys/shared/bus";
 import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
 import { rerankConfigSpec } from "./config.js";
 import { RerankPolicy } from "./policy.js";
@@ -40,9 +38,19 @@ rt.server.add(RerankService, {
 });
 
 await rt.start(cfg.RECSYS_RERANK_ADDR);
-const { catalog } = await loadCatalog(cfg.RECSYS_DATA_DIR);
-// Content vectors for MMR: the dataset's from the `content` model, new items' from the items topic.
-const content = ContentTable.load(cfg.RECSYS_MODEL_STORE, rt.logger);
+// The catalogue, the content vectors and their items follower: shared with the other services of this
+// process (co-located layout), kept current from the items topic.
+const tables = await openItemTables({
+  service: "rerank",
+  cfg,
+  logger: rt.logger,
+  metrics: rt.metrics,
+  content: true,
+  follow: true,
+});
+rt.onShutdown(() => tables.release());
+const { catalog } = tables;
+const content = tables.content!;
 rt.metrics.setModelVersion("rerank.content", content.version);
 policy = new RerankPolicy(
   catalog,
@@ -57,14 +65,5 @@ policy = new RerankPolicy(
   content,
 );
 rt.metrics.setModelVersion("rerank", policy.version);
-const itemFeed = await followItemsIntoCatalog({
-  service: "rerank",
-  cfg,
-  logger: rt.logger,
-  metrics: rt.metrics,
-  catalog,
-  content,
-});
-rt.onShutdown(() => itemFeed.stop());
-await itemFeed.waitCaughtUp(10_000);
+await tables.feed!.waitCaughtUp(10_000);
 rt.ready();

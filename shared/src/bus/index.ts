@@ -1,5 +1,6 @@
 export * from "./config.js";
 export * from "./embedded.js";
+export * from "./item-tables.js";
 export * from "./items.js";
 export * from "./kafka.js";
 export * from "./log.js";
