@@ -141,6 +141,21 @@ describe("em3 model (real quick-profile version)", { concurrency: false }, () =>
       assert.ok(Number.isFinite(c.taskScores.click) && Number.isFinite(c.score));
     const degraded = await metrics.registry.getSingleMetricAsString("recsys_degradations_total");
     assert.match(degraded, /kind="rank_nonfinite_output",service="rank"\} 1/);
+    // A catalogue item with such a vector does not keep a version from loading (its vector is left
+    // out when the item tower runs over the catalogue); requests that hold it fall back the same way.
+    const catalogItem = [...catalog.items.keys()].at(-1)!; // not among the probe batch's items
+    assert.equal(poisoned.upsert(catalogItem, huge, `x@${content.encoderSha.slice(0, 16)}`), "stored");
+    const loaded = await loadRankingModel(EM3_SPEC, dir, readVerifiedManifest(STORE, "em3", version), pool, {
+      catalog,
+      content: poisoned,
+    });
+    assert.ok(loaded.itemVectors!.nonFiniteItems >= 1);
+    const again = await em3Scorer({ catalog, current: () => loaded, pool, logger }).score(ctx, [
+      newCandidate(catalogItem),
+    ]);
+    assert.deepEqual(again.degradations, ["rank_nonfinite_output"]);
+    const clean = await em3Scorer({ catalog, current: () => loaded, pool, logger }).score(ctx, candidates(5));
+    assert.deepEqual(clean.degradations, [], "the other items score as before");
   });
 
   it("a full queue, a run that fails or a deadline too close: the interim scorer answers, degraded", async () => {

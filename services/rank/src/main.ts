@@ -57,6 +57,8 @@ const pool = new OnnxPool({
   intraOpNumThreads: cfg.RECSYS_RANK_ONNX_INTRA_OP_THREADS,
   executionProvider: cfg.RECSYS_RANK_EXECUTION_PROVIDER,
   maxQueue: cfg.RECSYS_RANK_ONNX_MAX_QUEUE,
+  // two graphs per version (item tower, scores), twice that for a hot swap
+  maxSessions: 4,
 });
 rt.onShutdown(() => pool.close());
 const watcher = await watchRankingModel({

@@ -196,13 +196,29 @@ class EM3Rank(nn.Module):
         content embedding or None, candidate ID embedding or None). Training may pass `hist_unique`
         = (content, has_content, genres, year, inverse [U, L]) of the distinct history items, so each
         item's content embedding is computed once per batch (same result, fewer FLOPs)."""
+        c_t = c_h = None
+        if self.cfg.use_content:
+            c_t = self.content_embedding(cand_content, cand_has_content, cand_genres, cand_year)
+            if hist_unique is not None:
+                *uq, inverse = hist_unique
+                c_h = self.content_embedding(*uq)[inverse]                      # [U, L, d]
+            else:
+                hist_has = (hist_content.abs().sum(-1) > 0).to(torch.float32)
+                c_h = self.content_embedding(hist_content, hist_has, hist_genres, hist_year)   # [U, L, d]
+        return self.logits_from_content(user_idx, hist_item_idx, c_h, cand_item_idx, cand_genres, cand_year, c_t,
+                                        cand_recall, ctx)
+
+    def logits_from_content(self, user_idx, hist_item_idx, hist_content_emb, cand_item_idx, cand_genres, cand_year,
+                            cand_content_emb, cand_recall, ctx: torch.Tensor | None = None):
+        """`logits` after the content embeddings: those of the history [U, L, d] and the candidates [N, d]
+        (content_embedding, which depends on the item alone; serving computes it once per item)."""
         def per_cand(t: torch.Tensor) -> torch.Tensor:
             return t if ctx is None else t[ctx]
 
         mask = per_cand(hist_item_idx > 0)                                  # [N|1, L]
         n = cand_item_idx.shape[0]
         feats = []
-        c_t = e_t = None
+        c_t, e_t = cand_content_emb, None
         if self.cfg.use_id:
             g, y = self.item_feat(cand_genres, cand_year)
             e_t = self.item(cand_item_idx)
@@ -213,14 +229,7 @@ class EM3Rank(nn.Module):
             attended = self.id_attention(e_t, per_cand(hist_e), mask)
             feats += [u, e_t, g, y, attended, per_cand(mean).expand(n, -1), e_t * attended]
         if self.cfg.use_content:
-            c_t = self.content_embedding(cand_content, cand_has_content, cand_genres, cand_year)
-            if hist_unique is not None:
-                *uq, inverse = hist_unique
-                c_h = self.content_embedding(*uq)[inverse]                      # [U, L, d]
-            else:
-                hist_has = (hist_content.abs().sum(-1) > 0).to(torch.float32)
-                c_h = self.content_embedding(hist_content, hist_has, hist_genres, hist_year)   # [U, L, d]
-            interest = self.content_attention(c_t, per_cand(c_h), mask)
+            interest = self.content_attention(c_t, per_cand(hist_content_emb), mask)
             feats += [c_t, interest, c_t * interest]
         feats.append(self.recall(cand_recall))
         click, like = self.mmoe(torch.cat(feats, -1))
@@ -289,6 +298,31 @@ class TwoTowerPrerank(nn.Module):
         if ctx is not None:
             u = u[ctx]
         return (u * cand_item_vec).sum(-1) + self.bias + self.recall(cand_recall).squeeze(-1)
+
+
+class EM3ItemGraph(nn.Module):
+    """Export view of EM3's per-item part: genres, year, content vector -> content embedding item_vec [N, d]."""
+
+    def __init__(self, model: EM3Rank):
+        super().__init__()
+        self.model = model
+
+    def forward(self, cand_genres, cand_year, cand_content, cand_has_content):
+        return self.model.content_embedding(cand_content, cand_has_content, cand_genres, cand_year)
+
+
+class EM3ScoreGraph(nn.Module):
+    """Export view of EM3 over precomputed content embeddings of the history and the candidates."""
+
+    def __init__(self, model: EM3Rank):
+        super().__init__()
+        self.model = model
+
+    def forward(self, user_idx, hist_item_idx, hist_item_vec, cand_item_idx, cand_genres, cand_year, cand_item_vec,
+                cand_recall):
+        click, like, _, _ = self.model.logits_from_content(user_idx, hist_item_idx, hist_item_vec, cand_item_idx,
+                                                           cand_genres, cand_year, cand_item_vec, cand_recall)
+        return torch.sigmoid(click), torch.sigmoid(like)
 
 
 class PrerankItemGraph(nn.Module):

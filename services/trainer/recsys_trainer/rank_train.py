@@ -32,7 +32,8 @@ from .config import CONFIG_DIR
 from .data import FIRST_ITEM_IDX, NUM_YEAR_BUCKETS, OOV_IDX, YEAR_MAX, YEAR_MIN, Dataset, load_dataset
 from .rank_data import (ContentTable, Replay, SampleConfig, Samples, Vocab, build_samples, build_vocab,
                         check_no_leakage, held_out_mask, load_content, read_replay)
-from .rank_model import EM3Rank, PrerankItemGraph, PrerankScoreGraph, RankModelConfig, TwoTowerPrerank
+from .rank_model import (EM3ItemGraph, EM3Rank, EM3ScoreGraph, PrerankItemGraph, PrerankScoreGraph, RankModelConfig,
+                         TwoTowerPrerank)
 
 PARITY_TOLERANCE = 1e-4
 OPSET = 18
@@ -44,6 +45,11 @@ PRERANK_INPUTS = ["user_idx", "hist_item_idx", "cand_item_idx", "cand_genres", "
 # `model.onnx` (the user tower and the score, per request, over the precomputed item vectors).
 PRERANK_ITEM_INPUTS = ["cand_item_idx", "cand_genres", "cand_year", "cand_content", "cand_has_content"]
 PRERANK_SCORE_INPUTS = ["user_idx", "hist_item_idx", "cand_item_vec", "cand_recall"]
+# EM3 serves as two graphs too: `item.onnx` is the content embedding (Fusion-Q-Former over the item's text
+# vector and metadata), per item; `model.onnx` takes it for the history and the candidates.
+EM3_ITEM_INPUTS = ["cand_genres", "cand_year", "cand_content", "cand_has_content"]
+EM3_SCORE_INPUTS = ["user_idx", "hist_item_idx", "hist_item_vec", "cand_item_idx", "cand_genres", "cand_year",
+                    "cand_item_vec", "cand_recall"]
 MODES = {  # ablation name -> (use_id, use_content, cic)
     "id": (True, False, False),
     "content": (False, True, False),
@@ -455,32 +461,52 @@ def _ort(path: Path):
 
 @torch.no_grad()
 def export_graphs(model, staged: Path, inputs: list[str], outputs: list[str], probe: dict) -> tuple[float, dict]:
-    """Writes the serving graphs of `model` into `staged` and checks them against PyTorch on `probe` and
-    on a shorter candidate list (the dynamic axis). Returns the parity and the manifest fields that
-    describe the graphs (`signature`, and for prerank `item_tower` and `item_vec_dim`)."""
-    shorter = {k: (v[:3] if k.startswith("cand_") else v) for k, v in probe.items()}
-    if not isinstance(model, TwoTowerPrerank):
-        export(model, staged / "model.onnx", inputs, outputs, probe)
-        diff = max(parity(model, staged / "model.onnx", inputs, outputs, p) for p in (probe, shorter))
-        return diff, {"signature": signature(inputs, outputs, probe)}
+    """Writes the two serving graphs of `model` into `staged`: `item.onnx`, the part that depends on the
+    item alone (run once per item and model version), and `model.onnx`, the rest (per request, over the
+    stored item vectors). The graphs chained as serving chains them are checked against the one PyTorch
+    forward on `probe` and on a shorter candidate list (the dynamic axis). Returns the parity and the
+    manifest fields that describe the graphs (`signature`, `item_tower`, `item_vec_dim`)."""
     model.eval()
-    vec = lambda p: model.item_vectors(*(torch.from_numpy(p[n]) for n in PRERANK_ITEM_INPUTS)).numpy()  # noqa: E731
-    export(PrerankItemGraph(model), staged / "item.onnx", PRERANK_ITEM_INPUTS, ["item_vec"], probe)
-    score_probe = {**probe, "cand_item_vec": vec(probe)}
-    export(PrerankScoreGraph(model), staged / "model.onnx", PRERANK_SCORE_INPUTS, outputs, score_probe)
+    if isinstance(model, TwoTowerPrerank):
+        item_graph, score_graph = PrerankItemGraph(model), PrerankScoreGraph(model)
+        item_inputs, score_inputs = PRERANK_ITEM_INPUTS, PRERANK_SCORE_INPUTS
+    else:
+        if not model.cfg.use_content:
+            raise ValueError("the served EM3 needs its content path (serve_mode id+content or content)")
+        item_graph, score_graph = EM3ItemGraph(model), EM3ScoreGraph(model)
+        item_inputs, score_inputs = EM3_ITEM_INPUTS, EM3_SCORE_INPUTS
+    # eval mode on the wrappers too: the exporter restores each module's mode afterwards, and a wrapper
+    # left in training mode would switch the model's dropout back on
+    item_graph, score_graph = item_graph.eval(), score_graph.eval()
+    vec = lambda p: item_graph(*(torch.from_numpy(p[n]) for n in item_inputs)).numpy()  # noqa: E731
+
+    def with_vectors(p: dict, item_vec) -> dict:
+        out = {**p, "cand_item_vec": item_vec(p)}
+        if "hist_item_vec" in score_inputs:
+            # the history's item vectors, zeros where the window is padding (as serving builds them)
+            hist_has = (np.abs(p["hist_content"][0]).sum(-1) > 0).astype(np.float32)
+            rows = item_vec({"cand_genres": p["hist_genres"][0], "cand_year": p["hist_year"][0],
+                             "cand_content": p["hist_content"][0], "cand_has_content": hist_has})
+            out["hist_item_vec"] = (rows * (p["hist_item_idx"][0] > 0)[:, None]).astype(np.float32)[None]
+        return out
+
+    shorter = {k: (v[:3] if k.startswith("cand_") else v) for k, v in probe.items()}
+    export(item_graph, staged / "item.onnx", item_inputs, ["item_vec"], probe)
+    score_probe = with_vectors(probe, vec)
+    export(score_graph, staged / "model.onnx", score_inputs, outputs, score_probe)
     item_sess, score_sess = _ort(staged / "item.onnx"), _ort(staged / "model.onnx")
+    onnx_vec = lambda p: item_sess.run(["item_vec"], {n: p[n] for n in item_inputs})[0]  # noqa: E731
     diff = 0.0
     for p in (probe, shorter):
-        # the two graphs chained as serving chains them, against the one PyTorch forward
-        ref = model(*(torch.from_numpy(p[n]) for n in inputs)).numpy()
-        item_vec = item_sess.run(["item_vec"], {n: p[n] for n in PRERANK_ITEM_INPUTS})[0]
-        feeds = {**{n: p[n] for n in PRERANK_SCORE_INPUTS if n != "cand_item_vec"}, "cand_item_vec": item_vec}
-        got = score_sess.run(outputs, feeds)[0]
-        diff = max(diff, float(np.abs(got - ref).max()))
-    item_sig = signature(PRERANK_ITEM_INPUTS, [], probe)
-    item_sig["outputs"] = [{"name": "item_vec", "dtype": "float32", "shape": ["candidates", int(model.cfg.dim)]}]
-    return diff, {"signature": signature(PRERANK_SCORE_INPUTS, outputs, score_probe), "item_tower": item_sig,
-                  "item_vec_dim": int(model.cfg.dim)}
+        ref = model(*(torch.from_numpy(p[n]) for n in inputs))
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        got = score_sess.run(outputs, {n: v for n, v in with_vectors(p, onnx_vec).items() if n in score_inputs})
+        diff = max(diff, *(float(np.abs(a - b.numpy()).max()) for a, b in zip(got, ref)))
+    dim = int(model.cfg.dim)
+    item_sig = signature(item_inputs, [], probe)
+    item_sig["outputs"] = [{"name": "item_vec", "dtype": "float32", "shape": ["candidates", dim]}]
+    return diff, {"signature": signature(score_inputs, outputs, score_probe), "item_tower": item_sig,
+                  "item_vec_dim": dim}
 
 
 def publish(model, name: str, store_dir: str | Path, version_suffix: str, inputs, outputs, probe,

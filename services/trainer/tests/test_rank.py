@@ -19,8 +19,8 @@ from recsys_trainer.data import FIRST_ITEM_IDX, load_dataset
 from recsys_trainer.rank_data import (SampleConfig, Samples, build_samples, check_no_leakage, held_out_mask,
                                       read_replay)
 from recsys_trainer.rank_model import EM3Rank, RankModelConfig, TwoTowerPrerank
-from recsys_trainer.rank_train import (EM3_INPUTS, PRERANK_INPUTS, PRERANK_SCORE_INPUTS, auc, export_graphs, gauc,
-                                      probe_inputs)
+from recsys_trainer.rank_train import (EM3_INPUTS, EM3_SCORE_INPUTS, PRERANK_INPUTS, PRERANK_SCORE_INPUTS, auc,
+                                      export_graphs, gauc, probe_inputs)
 
 CONTENT_DIM = 24
 
@@ -64,33 +64,39 @@ class RankPipelineTest(unittest.TestCase):
         cls.tmp.cleanup()
 
     def test_versions_are_published_with_the_contract(self):
-        for model, inputs, outputs in (("em3", EM3_INPUTS, ["click", "like"]),
+        for model, inputs, outputs in (("em3", EM3_SCORE_INPUTS, ["click", "like"]),
                                        ("prerank", PRERANK_SCORE_INPUTS, ["score"])):
             with self.subTest(model=model):
                 version = store.read_current(self.store, model)
                 self.assertEqual(version, self.summary[model]["version"])
                 manifest = store.verify_version(self.store / model / version)
-                graphs = {"model.onnx", "item.onnx"} if model == "prerank" else {"model.onnx"}
                 self.assertEqual(set(manifest["files"]),
-                                 {*graphs, "item_vocab.tsv", "user_vocab.tsv", "genre_vocab.tsv", "weights.pt"})
+                                 {"model.onnx", "item.onnx", "item_vocab.tsv", "user_vocab.tsv", "genre_vocab.tsv", "weights.pt"})
                 self.assertEqual([i["name"] for i in manifest["signature"]["inputs"]], inputs)
                 self.assertEqual([o["name"] for o in manifest["signature"]["outputs"]], outputs)
                 self.assertEqual(manifest["content_dim"], CONTENT_DIM)
                 self.assertLessEqual(manifest["onnx_parity_max_abs_diff"], 1e-4)
                 self.assertTrue(manifest["data"]["leakage_check"]["passed"])
 
-    def test_published_graph_scores_any_number_of_candidates(self):
+    def test_published_graphs_score_any_number_of_candidates(self):
         import onnxruntime as ort
 
         version = store.read_current(self.store, "em3")
-        manifest = json.loads((self.store / "em3" / version / "manifest.json").read_text())
-        sess = ort.InferenceSession(str(self.store / "em3" / version / "model.onnx"),
-                                    providers=["CPUExecutionProvider"])
+        vdir = self.store / "em3" / version
+        manifest = json.loads((vdir / "manifest.json").read_text())
+        item = ort.InferenceSession(str(vdir / "item.onnx"), providers=["CPUExecutionProvider"])
+        score = ort.InferenceSession(str(vdir / "model.onnx"), providers=["CPUExecutionProvider"])
         cfg = RankModelConfig(**{k: v for k, v in manifest["model_config"].items()})
+        L = manifest["max_hist_len"]
         for n in (1, 9):
-            feeds = probe_inputs(cfg, manifest["max_hist_len"], manifest["max_genres"], n=max(n, 2))
+            feeds = probe_inputs(cfg, L, manifest["max_genres"], n=max(n, 2))
             feeds = {k: (v[:n] if k.startswith("cand_") else v) for k, v in feeds.items()}
-            click, like = sess.run(["click", "like"], feeds)
+            vec = item.run(["item_vec"], {i.name: feeds[i.name] for i in item.get_inputs()})[0]
+            self.assertEqual(vec.shape, (n, manifest["item_vec_dim"]))
+            hist_vec = np.zeros((1, L, manifest["item_vec_dim"]), np.float32)  # an empty history: all padding
+            click, like = score.run(["click", "like"], {
+                **{i.name: feeds[i.name] for i in score.get_inputs() if i.name in feeds},
+                "cand_item_vec": vec, "hist_item_vec": hist_vec, "hist_item_idx": np.zeros((1, L), np.int64)})
             self.assertEqual(click.shape, (n,))
             self.assertTrue(np.all((click > 0) & (click < 1)) and np.all((like > 0) & (like < 1)))
 
@@ -223,12 +229,10 @@ class ParityTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             diff, graphs = export_graphs(model.eval(), Path(d), inputs, outputs, probe)
             self.assertLessEqual(diff, 1e-4)
-            files = {"model.onnx", "item.onnx"} if prerank else {"model.onnx"}
-            self.assertEqual({f.name for f in Path(d).iterdir()}, files)
+            self.assertEqual({f.name for f in Path(d).iterdir()}, {"model.onnx", "item.onnx"})
             names = [i["name"] for i in graphs["signature"]["inputs"]]
-            self.assertEqual(names, PRERANK_SCORE_INPUTS if prerank else inputs)
-            if prerank:
-                self.assertEqual(graphs["item_tower"]["outputs"][0]["shape"], ["candidates", cfg.dim])
+            self.assertEqual(names, PRERANK_SCORE_INPUTS if prerank else EM3_SCORE_INPUTS)
+            self.assertEqual(graphs["item_tower"]["outputs"][0]["shape"], ["candidates", cfg.dim])
 
     def test_em3(self):
         torch.manual_seed(0)

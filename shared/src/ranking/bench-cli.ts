@@ -19,7 +19,7 @@ import { EventType } from "../gen/recsys/common/v1/common_pb.js";
 import { BufferPool, OnnxPool } from "../onnx/pool.js";
 import { currentVersion, readVerifiedManifest, versionDir } from "../store/modelstore.js";
 import { buildRankingFeeds } from "./features.js";
-import { EM3_SPEC, loadRankingModel, PRERANK_SPEC } from "./model.js";
+import { EM3_SPEC, loadRankingModel, PRERANK_SPEC, requestVectors } from "./model.js";
 import { LearnedScorer } from "./scorer.js";
 
 const { values } = parseArgs({
@@ -107,10 +107,16 @@ try {
   for (let i = 0; i < iterations; i++) {
     const { ctx, candidates } = request(warmup + i);
     let t = performance.now();
-    const itemVectors = await model.itemVectors?.gather(candidates.map((c) => c.itemId));
+    const vectors = await requestVectors(
+      spec,
+      model.itemVectors,
+      model.maxHistLen,
+      ctx.user,
+      candidates.map((c) => c.itemId),
+    );
     const { feeds } = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, candidates, {
       buffers,
-      ...(itemVectors ? { itemVectors } : {}),
+      ...vectors,
     });
     build.push(performance.now() - t);
     const run = await pool.run(model.modelPath, feeds);

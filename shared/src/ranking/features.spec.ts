@@ -11,7 +11,27 @@ import {
   rankingHistory,
   yearBucket,
 } from "./features.js";
-import { EM3_SPEC, PRERANK_SPEC } from "./model.js";
+import { EM3_SPEC, PRERANK_SPEC, type RankingModelSpec } from "./model.js";
+
+/** A model that takes every per-item input itself (no item tower): the builder's whole contract. */
+const FULL_SPEC: RankingModelSpec = {
+  model: "full",
+  inputs: [
+    "user_idx",
+    "hist_item_idx",
+    "hist_genres",
+    "hist_year",
+    "hist_content",
+    "cand_item_idx",
+    "cand_genres",
+    "cand_year",
+    "cand_content",
+    "cand_has_content",
+    "cand_recall",
+  ],
+  outputs: [],
+  tasks: [],
+};
 
 const C = 4;
 const space: FeatureSpace = {
@@ -88,20 +108,20 @@ describe("ranking features", () => {
     assert.equal(yearBucket(2040, 1900, 2030), 131);
   });
 
-  it("em3 feeds: history LEFT-padded with 0, OOV index 1, genres 0-padded, content and its flag", () => {
+  it("feeds: history LEFT-padded with 0, OOV index 1, genres 0-padded, content and its flag", () => {
     const features = new ItemFeatureTable(space, catalog(), contentOf("a", "cold"));
     const history = [
       ev("b", EventType.RATING, 1),
       ev("x", EventType.SKIP, 2),
       ev("cold", EventType.CLICK, 3),
     ];
-    const built = buildRankingFeeds(EM3_SPEC, space, userVocab, features, user(history), [
+    const built = buildRankingFeeds(FULL_SPEC, space, userVocab, features, user(history), [
       { itemId: "a", channels: ["swing", "kuaiformer"], recallScore: 0.9 },
       { itemId: "cold", channels: ["fresh"], recallScore: 0.25 },
       { itemId: "never-heard-of", channels: [], recallScore: 0 },
     ]);
     const f = built.feeds;
-    assert.deepEqual(Object.keys(f).sort(), [...EM3_SPEC.inputs].sort());
+    assert.deepEqual(Object.keys(f).sort(), [...FULL_SPEC.inputs].sort());
     assert.deepEqual(ints(f.user_idx), [2]);
     assert.deepEqual(f.hist_item_idx!.dims, [1, 4]);
     // b then cold (the skip is not history), left-padded: [0, 0, b, cold(OOV)]
@@ -128,7 +148,14 @@ describe("ranking features", () => {
 
   it("an unknown user gets index 1; an empty history is all padding", () => {
     const features = new ItemFeatureTable(space, catalog(), contentOf());
-    const f = buildRankingFeeds(EM3_SPEC, space, userVocab, features, user([], "stranger"), cands("b")).feeds;
+    const f = buildRankingFeeds(
+      FULL_SPEC,
+      space,
+      userVocab,
+      features,
+      user([], "stranger"),
+      cands("b"),
+    ).feeds;
     assert.deepEqual(ints(f.user_idx), [1]);
     assert.deepEqual(ints(f.hist_item_idx), [0, 0, 0, 0]);
     assert.deepEqual(floats(f.cand_has_content), [0]);
@@ -155,12 +182,26 @@ describe("ranking features", () => {
     );
   });
 
+  it("em3 feeds: the history's item vectors LEFT-padded to L, the candidates' as given", () => {
+    const features = new ItemFeatureTable(space, catalog(), contentOf());
+    const history = ["a", "b"].map((id, i) => ev(id, EventType.RATING, i));
+    const f = buildRankingFeeds(EM3_SPEC, space, userVocab, features, user(history), cands("c"), {
+      histVectors: { data: new Float32Array([1, 2, 3, 4]), dim: 2, oov: 0 },
+      itemVectors: { data: new Float32Array([5, 6]), dim: 2, oov: 0 },
+    }).feeds;
+    assert.deepEqual(Object.keys(f).sort(), [...EM3_SPEC.inputs].sort());
+    assert.deepEqual(f.hist_item_vec!.dims, [1, 4, 2]);
+    assert.deepEqual(floats(f.hist_item_vec), [0, 0, 0, 0, 1, 2, 3, 4]);
+    assert.deepEqual(floats(f.cand_item_vec), [5, 6]);
+    assert.equal(f.hist_content, undefined, "no content columns: the item tower took them");
+  });
+
   it("item rows follow catalogue and content updates, and new items get rows", () => {
     const cat = catalog();
     const content = contentOf();
     const features = new ItemFeatureTable(space, cat, content);
     const feeds = () =>
-      buildRankingFeeds(EM3_SPEC, space, userVocab, features, user([]), cands("c", "brand-new")).feeds;
+      buildRankingFeeds(FULL_SPEC, space, userVocab, features, user([]), cands("c", "brand-new")).feeds;
     assert.deepEqual(ints(feeds().cand_genres), [0, 0, 0, 0]);
     cat.upsert({ itemId: "c", title: "C", genres: ["Drama"], year: 2001 });
     cat.upsert({ itemId: "brand-new", title: "New", genres: ["Action"], year: 2026 });

@@ -249,8 +249,10 @@ export interface RankingFeeds {
 export interface FeedOptions {
   /** Where the content columns (the large inputs) come from; the run gives them back. */
   readonly buffers?: BufferPool;
-  /** The candidates' item vectors, for a model whose item tower runs ahead (ItemVectorTable.gather). */
+  /** The candidates' item vectors, for a model whose item tower runs ahead (requestVectors). */
   readonly itemVectors?: ItemVectors;
+  /** The history window's item vectors (oldest first, unpadded), for a model that takes hist_item_vec. */
+  readonly histVectors?: ItemVectors;
 }
 
 /** Item vectors of N candidates: `data` is [N, dim] row-major; `oov` counts those out of the vocabulary. */
@@ -345,6 +347,16 @@ export function buildRankingFeeds(
   if (hist.genres) feeds.hist_genres = hist.genres.tensor([1, L, G]);
   if (hist.year) feeds.hist_year = hist.year.tensor([1, L]);
   if (hist.content) feeds.hist_content = { ...float32Tensor(hist.content, [1, L, C]), reusable };
+  if (wanted.has("hist_item_vec")) {
+    const vectors = options.histVectors;
+    const D = vectors?.dim ?? options.itemVectors?.dim ?? 0;
+    if (window.length > 0 && (!vectors || vectors.data.length !== window.length * D))
+      throw new Error(`${spec.model}: hist_item_vec needs the ${window.length} history items' vectors`);
+    // LEFT-padded like the other history inputs: padding rows stay zero
+    const data = new Float32Array(L * D);
+    if (vectors) data.set(vectors.data, (L - window.length) * D);
+    feeds.hist_item_vec = float32Tensor(data, [1, L, D]);
+  }
 
   const items = buildItemFeeds(
     features,

@@ -14,6 +14,11 @@
 import type { OnnxPool } from "../onnx/pool.js";
 import { buildItemFeeds, type ItemFeatureTable, type ItemVectors, OOV } from "./features.js";
 
+/** An item tower answered NaN or inf (e.g. an absurd content vector): the request's fallback says so. */
+export class NonFiniteOutputError extends Error {
+  override readonly name = "NonFiniteOutputError";
+}
+
 export class ItemVectorTable {
   private vectors: Float32Array;
   /** Per feature row, the row version its vector was computed from (0: none). */
@@ -34,17 +39,27 @@ export class ItemVectorTable {
     this.builtAt = new Int32Array(capacity);
   }
 
-  /** Computes the vectors of `itemIds` (the catalogue, when a version loads) in batches. */
+  /** Items whose vector came out NaN or inf (an absurd content vector), never stored. */
+  nonFiniteItems = 0;
+
+  /**
+   * Computes the vectors of `itemIds` (the catalogue, when a version loads)
+   * in batches. An item whose vector is not finite is left out, so one bad
+   * item update cannot keep a version from loading; requests that hold it
+   * fall back (nonfinite_output), as a one-graph model's would.
+   */
   async fill(itemIds: readonly string[], batch = 2048): Promise<void> {
-    for (let i = 0; i < itemIds.length; i += batch) await this.gather(itemIds.slice(i, i + batch));
+    for (let i = 0; i < itemIds.length; i += batch) await this.gather(itemIds.slice(i, i + batch), 0, false);
   }
 
   /**
    * The vectors of `itemIds` in order: stored rows, and for items missing or
-   * stale one item tower run (stored for the next request). Throws when that
-   * run fails (the caller's fallback answers).
+   * stale one item tower run (stored for the next request). `oov` counts the
+   * items from index `oovFrom` on out of the vocabulary. Throws when that run
+   * fails or (`strict`) gives an item a non-finite vector: the caller's
+   * fallback answers.
    */
-  async gather(itemIds: readonly string[]): Promise<ItemVectors> {
+  async gather(itemIds: readonly string[], oovFrom = 0, strict = true): Promise<ItemVectors> {
     const D = this.dim;
     const N = itemIds.length;
     const data = new Float32Array(N * D);
@@ -52,16 +67,21 @@ export class ItemVectorTable {
     let oov = 0;
     for (let i = 0; i < N; i++) {
       const slot = this.features.slotOf(itemIds[i]!);
-      if (this.features.vocabIndexAt(slot, itemIds[i]!) === OOV) oov++;
+      if (i >= oovFrom && this.features.vocabIndexAt(slot, itemIds[i]!) === OOV) oov++;
       if (slot >= 0 && slot < this.builtAt.length && this.builtAt[slot] === this.features.rowVersion(slot))
         data.set(this.vectors.subarray(slot * D, slot * D + D), i * D);
       else missing.push(i);
     }
-    if (missing.length > 0) await this.compute(itemIds, missing, data);
+    if (missing.length > 0) await this.compute(itemIds, missing, data, strict);
     return { data, dim: D, oov };
   }
 
-  private async compute(itemIds: readonly string[], missing: readonly number[], data: Float32Array) {
+  private async compute(
+    itemIds: readonly string[],
+    missing: readonly number[],
+    data: Float32Array,
+    strict: boolean,
+  ) {
     const D = this.dim;
     const ids = missing.map((i) => itemIds[i]!);
     const { feeds } = buildItemFeeds(this.features, ids, this.inputs);
@@ -75,9 +95,15 @@ export class ItemVectorTable {
         `item tower output item_vec is ${out?.type} [${out?.dims.join(",")}], expected float32 [${ids.length},${D}]`,
       );
     const vectors = new Float32Array(out.data);
-    if (!vectors.every(Number.isFinite)) throw new Error("item tower output item_vec has non-finite values");
+    let nonFinite: string | undefined;
     for (let k = 0; k < ids.length; k++) {
       const row = vectors.subarray(k * D, k * D + D);
+      if (!row.every(Number.isFinite)) {
+        // never stored: the item is computed again next time (e.g. after its content vector was fixed)
+        nonFinite ??= ids[k]!;
+        this.nonFiniteItems++;
+        continue;
+      }
       data.set(row, missing[k]! * D);
       const slot = slots[k]!;
       if (slot < 0) continue; // unknown to the catalogue and the content table: not kept
@@ -85,6 +111,8 @@ export class ItemVectorTable {
       this.vectors.set(row, slot * D);
       this.builtAt[slot] = versions[k]!;
     }
+    if (nonFinite !== undefined && strict)
+      throw new NonFiniteOutputError(`item tower output item_vec has non-finite values (item ${nonFinite})`);
   }
 
   private grow(needed: number): void {

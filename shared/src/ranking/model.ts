@@ -9,10 +9,17 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ItemCatalog } from "../catalog.js";
 import type { ContentTable } from "../encoder/content-table.js";
+import type { UserView } from "../funnel/types.js";
 import { EventType } from "../gen/recsys/common/v1/common_pb.js";
 import type { OnnxPool, TensorData } from "../onnx/pool.js";
 import type { ModelManifest } from "../store/modelstore.js";
-import { buildRankingFeeds, type FeatureSpace, ItemFeatureTable } from "./features.js";
+import {
+  buildRankingFeeds,
+  type FeatureSpace,
+  type FeedOptions,
+  ItemFeatureTable,
+  rankingHistory,
+} from "./features.js";
 import { ItemVectorTable } from "./item-tower.js";
 
 export type RankingInputName =
@@ -27,7 +34,8 @@ export type RankingInputName =
   | "cand_content"
   | "cand_has_content"
   | "cand_recall"
-  | "cand_item_vec";
+  | "cand_item_vec"
+  | "hist_item_vec";
 
 /**
  * Dimensions of the contract: 1 = the one user, L history length, G genres,
@@ -52,16 +60,8 @@ export const RANKING_INPUTS: Readonly<
   cand_has_content: { dtype: "float32", shape: ["N"] },
   cand_recall: { dtype: "float32", shape: ["N", "R"] },
   cand_item_vec: { dtype: "float32", shape: ["N", "D"] },
+  hist_item_vec: { dtype: "float32", shape: ["1", "L", "D"] },
 };
-
-/** The inputs that depend on the candidate item alone: what an item tower takes. */
-export const ITEM_TOWER_INPUTS: readonly RankingInputName[] = [
-  "cand_item_idx",
-  "cand_genres",
-  "cand_year",
-  "cand_content",
-  "cand_has_content",
-];
 
 /** What one model of the contract takes and gives. */
 export interface RankingModelSpec {
@@ -80,12 +80,27 @@ export interface RankingModelSpec {
   readonly itemTower?: readonly RankingInputName[];
 }
 
-/** EM3-style multi-task rank model: click and like probabilities. */
+/**
+ * EM3-style multi-task rank model: click and like probabilities. Its
+ * content embedding (the Fusion-Q-Former over an item's text vector and
+ * metadata) depends on the item alone: item.onnx runs once per item, and a
+ * request feeds the history's and the candidates' embeddings.
+ */
 export const EM3_SPEC: RankingModelSpec = {
   model: "em3",
-  inputs: (Object.keys(RANKING_INPUTS) as RankingInputName[]).filter((n) => n !== "cand_item_vec"),
+  inputs: [
+    "user_idx",
+    "hist_item_idx",
+    "hist_item_vec",
+    "cand_item_idx",
+    "cand_genres",
+    "cand_year",
+    "cand_item_vec",
+    "cand_recall",
+  ],
   outputs: ["click", "like"],
   tasks: ["click", "like"],
+  itemTower: ["cand_genres", "cand_year", "cand_content", "cand_has_content"],
 };
 
 /**
@@ -97,8 +112,32 @@ export const PRERANK_SPEC: RankingModelSpec = {
   inputs: ["user_idx", "hist_item_idx", "cand_item_vec", "cand_recall"],
   outputs: ["score"],
   tasks: ["click"],
-  itemTower: ITEM_TOWER_INPUTS,
+  itemTower: ["cand_item_idx", "cand_genres", "cand_year", "cand_content", "cand_has_content"],
 };
+
+/**
+ * The item vectors one request takes, from one gather (at most one item
+ * tower run, for items missing or stale): the candidates' and, when the model
+ * takes them, those of the user's history window.
+ */
+export async function requestVectors(
+  spec: RankingModelSpec,
+  table: ItemVectorTable | undefined,
+  maxHistLen: number,
+  user: UserView,
+  candidateIds: readonly string[],
+): Promise<Pick<FeedOptions, "itemVectors" | "histVectors">> {
+  if (!table) return {};
+  const window = spec.inputs.includes("hist_item_vec") ? rankingHistory(user.history, maxHistLen) : [];
+  if (window.length === 0) return { itemVectors: await table.gather(candidateIds) };
+  const all = await table.gather([...window, ...candidateIds], window.length);
+  const h = window.length * all.dim;
+  return {
+    histVectors: { data: all.data.subarray(0, h), dim: all.dim, oov: 0 },
+    // a tensor is a whole buffer: the candidates' rows are copied out
+    itemVectors: { data: all.data.slice(h), dim: all.dim, oov: all.oov },
+  };
+}
 
 export interface RankingModel extends FeatureSpace {
   readonly spec: RankingModelSpec;
@@ -338,10 +377,14 @@ export async function loadRankingModel(
     const user = { userId, known: true, blockedItemIds: [], earlierSeenItemIds: [], history };
     let outputs: Record<string, TensorData>;
     try {
-      const vectors = await itemVectors?.gather(candidates.map((c) => c.itemId));
-      const { feeds } = buildRankingFeeds(spec, space, userVocab, features, user, candidates, {
-        ...(vectors ? { itemVectors: vectors } : {}),
-      });
+      const vectors = await requestVectors(
+        spec,
+        itemVectors,
+        space.maxHistLen,
+        user,
+        candidates.map((c) => c.itemId),
+      );
+      const { feeds } = buildRankingFeeds(spec, space, userVocab, features, user, candidates, vectors);
       const result = await pool.run(modelPath, feeds);
       outputs = result.outputs;
       provider = result.provider;

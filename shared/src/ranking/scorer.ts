@@ -17,11 +17,13 @@ import { BufferPool, type OnnxPool, type RunResult } from "../onnx/pool.js";
 import type { Candidate, Scorer, StageContext } from "../stages/index.js";
 import { ModelWatcher } from "../store/watcher.js";
 import { buildRankingFeeds } from "./features.js";
+import { NonFiniteOutputError } from "./item-tower.js";
 import {
   loadRankingModel,
   type RankingModel,
   type RankingModelSources,
   type RankingModelSpec,
+  requestVectors,
 } from "./model.js";
 
 /** Why a request was scored by the fallback. */
@@ -103,10 +105,16 @@ export class LearnedScorer {
 
     let result: RunResult;
     try {
-      const itemVectors = await model.itemVectors?.gather(candidates.map((c) => c.itemId));
+      const vectors = await requestVectors(
+        spec,
+        model.itemVectors,
+        model.maxHistLen,
+        ctx.user,
+        candidates.map((c) => c.itemId),
+      );
       const built = buildRankingFeeds(spec, model, model.userVocab, model.features, ctx.user, candidates, {
         buffers: this.buffers,
-        ...(itemVectors ? { itemVectors } : {}),
+        ...vectors,
       });
       if (built.oovCandidates > 0)
         this.counters?.oovCandidates.inc({ model: spec.model }, built.oovCandidates);
@@ -118,7 +126,12 @@ export class LearnedScorer {
       );
       result = await withDeadline(run, budgetMs);
     } catch (err) {
-      const reason = err instanceof DeadlineError ? "model_timeout" : "model_error";
+      const reason =
+        err instanceof DeadlineError
+          ? "model_timeout"
+          : err instanceof NonFiniteOutputError
+            ? "nonfinite_output"
+            : "model_error";
       return this.fallback(ctx, candidates, reason, err);
     }
     metrics?.onnxInference.observe(
