@@ -19,7 +19,7 @@ import {
   RecommendService,
 } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 
-import { applyOverrides, defaultExperiment, homeFeed } from "./funnel.js";
+import { applyOverrides, defaultExperiment, homeFeed, STAGE_STEPS } from "./funnel.js";
 
 const ROOT = resolve(fileURLToPath(import.meta.url), "../../../..");
 const DATA = join(ROOT, "data", "ml-latest-small");
@@ -227,6 +227,37 @@ describe("funnel end to end (five processes over gRPC)", { concurrency: false },
       );
     } finally {
       stack.pause("rank", false);
+    }
+  });
+
+  it("a hung prerank or rerank: the executor takes that stage's fail-open policy", async () => {
+    // rank's breaker, opened by the test before, closes after its cooldown and a good probe
+    const healthy = async () => {
+      for (let i = 0; i < 40; i++) {
+        const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 5_000 });
+        if (!res.degradations.some((d) => d.endsWith("_fallback") || d.startsWith("circuit_open"))) return;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.fail("the funnel did not recover from the test before");
+    };
+    for (const step of STAGE_STEPS.filter((s) => s.id === "prerank" || s.id === "rerank")) {
+      await healthy();
+      stack.pause(step.id, true);
+      try {
+        const res = await recommend.recommend({ userId: "15", count: 20 }, { timeoutMs: 5_000 });
+        assert.equal(res.items.length, 20, step.id);
+        assert.deepEqual(
+          res.degradations.filter((d) => d.endsWith("_fallback")),
+          [step.degradation],
+          `${step.id}: ${res.degradations.join(",")}`,
+        );
+        assert.equal(res.modelVersions[step.id], step.fallbackVersion);
+        const ids = res.items.map((i) => i.itemId);
+        assert.equal(new Set(ids).size, 20);
+        for (const id of ids) assert.ok(!seen.get("15")!.has(id), `${step.id}: ${id} was seen`);
+      } finally {
+        stack.pause(step.id, false);
+      }
     }
   });
 

@@ -5,6 +5,9 @@
  *
  *   gateway -> recall (~700; ~1,000 with a query) -> prerank (300) -> rank (300) -> rerank (count) -> response
  *                                                                      └─ popular items if all else fails
+ *
+ * STAGE_STEPS below is the order and each stage's fail-open policy; the
+ * executor in recommend.ts runs it.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -39,6 +42,61 @@ export interface FunnelDefinition {
    */
   readonly stopAfter?: FunnelStage;
 }
+
+/**
+ * How a stage fails open, i.e. what the gateway serves instead when the stage
+ * errs, misses its budget, breaks its contract or has its circuit open:
+ * - `popular`: the gateway's own popular list (recall);
+ * - `top_by_recall_score`: the best `prerank.keep` by recall's score (prerank);
+ * - `prerank_scores`: the candidates ordered by their prerank score (rank);
+ * - `rank_order`: the last score's order, with the answer filters (seen,
+ *   blocked, excluded, duplicates) still applied (rerank).
+ */
+export type FailOpen = "popular" | "top_by_recall_score" | "prerank_scores" | "rank_order";
+
+export interface StageStep {
+  readonly id: "recall" | "prerank" | "rank" | "rerank";
+  readonly onFailure: FailOpen;
+  /** Flagged in the answer's degradations (and counted) when the stage fails open. */
+  readonly degradation: string;
+  /** Reported as the stage's model version when it fails open. */
+  readonly fallbackVersion: string;
+}
+
+/**
+ * The funnel's stages in order with their fail-open policies. One executor
+ * (recommend.ts) runs them: each call behind its stage's circuit breaker and
+ * within its budget of the funnel definition. A stage that answers with a
+ * fallback of its own (prerank or rank without a model) flags it itself.
+ */
+export const STAGE_STEPS = [
+  {
+    id: "recall",
+    onFailure: "popular",
+    degradation: "recall_fallback",
+    fallbackVersion: "fallback:gateway_popular",
+  },
+  {
+    id: "prerank",
+    onFailure: "top_by_recall_score",
+    degradation: "prerank_fallback",
+    fallbackVersion: "fallback:recall_score",
+  },
+  {
+    id: "rank",
+    onFailure: "prerank_scores",
+    degradation: "rank_fallback",
+    fallbackVersion: "fallback:prerank_score",
+  },
+  {
+    id: "rerank",
+    onFailure: "rank_order",
+    degradation: "rerank_fallback",
+    fallbackVersion: "fallback:rank_order",
+  },
+] as const satisfies readonly StageStep[];
+
+export type StageId = (typeof STAGE_STEPS)[number]["id"];
 
 /** The stages after which an evaluation may cut the funnel. */
 export const CUT_STAGES = ["recall", "prerank", "rank"] as const;

@@ -5,22 +5,19 @@
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
-  blockedItemsFilter,
+  answerFilters,
   byScoreDesc,
   type Candidate,
   type ClientOf,
   decodeCandidates,
-  duplicateItemsFilter,
   encodeCandidates,
   encodeUser,
-  idSetFilter,
   isGrpcStatusError,
   type Logger,
   type Metrics,
   newCandidate,
   runFilters,
   type StageContext,
-  seenItemsFilter,
   splitIds,
   statusName,
   type UserStateStore,
@@ -38,10 +35,14 @@ import type { RecallService } from "@recsys/shared/gen/recsys/recall/v1/recall_s
 import type { RecommendedItemSchema } from "@recsys/shared/gen/recsys/recommend/v1/recommend_service_pb.js";
 import type { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
 import { CircuitBreaker, CircuitOpenError } from "./breaker.js";
-import type { FunnelDefinition } from "./funnel.js";
+import { type FailOpen, type FunnelDefinition, STAGE_STEPS, type StageId } from "./funnel.js";
 
-const STAGE_NAMES = ["recall", "prerank", "rank", "rerank"] as const;
-type StageName = (typeof STAGE_NAMES)[number];
+/** What a stage call gives the executor. */
+interface StageAnswer {
+  readonly batch: CandidateFlow;
+  readonly degradations: readonly string[];
+  readonly versions: Readonly<Record<string, string>>;
+}
 
 export interface StageClients {
   readonly recall: ClientOf<typeof RecallService>;
@@ -86,12 +87,12 @@ export class FunnelRunner {
     private readonly logger: Logger,
     breaker: { readonly failures: number; readonly cooldownMs: number } = { failures: 5, cooldownMs: 2_000 },
   ) {
-    for (const stage of STAGE_NAMES)
-      this.breakers[stage] = new CircuitBreaker(stage, breaker.failures, breaker.cooldownMs);
+    for (const { id } of STAGE_STEPS)
+      this.breakers[id] = new CircuitBreaker(id, breaker.failures, breaker.cooldownMs);
   }
 
   /** One circuit breaker per stage (breaker.ts). */
-  private readonly breakers = {} as Record<StageName, CircuitBreaker>;
+  private readonly breakers = {} as Record<StageId, CircuitBreaker>;
 
   async run(funnel: FunnelDefinition, input: RecommendInput): Promise<RecommendOutput> {
     const started = Date.now();
@@ -123,7 +124,7 @@ export class FunnelRunner {
       }
     };
     /** A stage call behind its circuit breaker: skipped at once (CircuitOpenError) while it is open. */
-    const guarded = async <T>(stage: StageName, fn: () => Promise<T>): Promise<T> => {
+    const guarded = async <T>(stage: StageId, fn: () => Promise<T>): Promise<T> => {
       const breaker = this.breakers[stage];
       if (!breaker.allow()) {
         degrade(`circuit_open:${stage}`);
@@ -172,14 +173,12 @@ export class FunnelRunner {
       requestId: input.requestId,
     });
 
-    // Recall.
-    // Candidate batches pass from stage to stage as the wire messages they
-    // arrived in; the gateway decodes them only when it must act on them
-    // itself (a fallback), which saves a decode and re-encode per hop.
-    let batch = CandidateFlow.fromRows([]);
-    try {
-      const res = await guarded("recall", () =>
-        this.clients.recall.recall(
+    // The stages' calls; batches pass from stage to stage as the wire messages they arrived in, and
+    // the gateway decodes them only when it must act on them itself (a fallback, a cut).
+    type Call = (batch: CandidateFlow, opts: ReturnType<typeof callOpts>) => Promise<StageAnswer>;
+    const call: Record<StageId, Call> = {
+      recall: async (_batch, opts) => {
+        const res = await this.clients.recall.recall(
           {
             user,
             scene: input.scene,
@@ -188,97 +187,93 @@ export class FunnelRunner {
             maxCandidates: funnel.recall.maxCandidates,
             channelQuotas: funnel.recall.channels,
           },
-          callOpts(funnel.recall.budgetMs),
-        ),
-      );
-      batch = CandidateFlow.fromWire(res.candidates);
-      for (const d of res.degradations) degrade(d);
-      for (const [k, v] of Object.entries(res.modelVersions)) modelVersions[`recall.${k}`] = v;
-    } catch (err) {
-      degrade("recall_fallback", cause(err));
-      batch = CandidateFlow.fromRows(this.popularCandidates(funnel.recall.maxCandidates));
-      modelVersions.recall = "fallback:gateway_popular";
-    }
-    if (batch.size === 0) {
-      degrade("recall_empty");
-      batch = CandidateFlow.fromRows(this.popularCandidates(funnel.recall.maxCandidates));
-    }
-
-    // Prerank, rank and rerank; an evaluation's `stopAfter` answers after any stage.
-    let final = await (async (): Promise<Candidate[]> => {
-      if (funnel.stopAfter === "recall") return this.localRerank(userView, batch.rows(), input);
-
-      // Prerank.
-      try {
-        const res = await guarded("prerank", () =>
-          this.clients.prerank.prerank(
-            { user, candidates: batch.wire(), keep: funnel.prerank.keep },
-            callOpts(funnel.prerank.budgetMs),
-          ),
+          opts,
         );
-        batch = CandidateFlow.fromWire(res.candidates);
-        for (const d of res.degradations) degrade(d); // e.g. prerank_no_model: its heuristic scored
-        modelVersions.prerank = res.modelVersion;
-      } catch (err) {
-        degrade("prerank_fallback", cause(err));
+        const versions = Object.fromEntries(
+          Object.entries(res.modelVersions).map(([k, v]) => [`recall.${k}`, v]),
+        );
+        return { batch: CandidateFlow.fromWire(res.candidates), degradations: res.degradations, versions };
+      },
+      prerank: async (batch, opts) => {
+        const res = await this.clients.prerank.prerank(
+          { user, candidates: batch.wire(), keep: funnel.prerank.keep },
+          opts,
+        );
+        // e.g. prerank_no_model: its heuristic scored
+        const versions = { prerank: res.modelVersion };
+        return { batch: CandidateFlow.fromWire(res.candidates), degradations: res.degradations, versions };
+      },
+      rank: async (batch, opts) => {
+        const sent = batch.size;
+        const res = await this.clients.rank.rank({ user, candidates: batch.wire() }, opts);
+        // a broken contract counts against the stage like a failed call
+        const ranked = CandidateFlow.fromWire(res.candidates);
+        if (ranked.size !== sent)
+          throw new Error(`rank broke its contract: sent ${sent}, got ${ranked.size}`);
+        return { batch: ranked, degradations: res.degradations, versions: { rank: res.modelVersion } };
+      },
+      rerank: async (batch, opts) => {
+        const res = await this.clients.rerank.rerank(
+          {
+            user,
+            candidates: batch.wire(),
+            count: input.count,
+            excludeItemIds: [...input.excludeItemIds],
+            scoreWeights: funnel.rerank.weights,
+            query: input.query,
+          },
+          opts,
+        );
+        return {
+          batch: CandidateFlow.fromWire(res.candidates),
+          degradations: [],
+          versions: { rerank: res.policyVersion },
+        };
+      },
+    };
+    // What the gateway serves instead of a stage that failed (funnel.ts, STAGE_STEPS).
+    const failOpen: Record<FailOpen, (batch: CandidateFlow) => CandidateFlow> = {
+      popular: () => CandidateFlow.fromRows(this.popularCandidates(funnel.recall.maxCandidates)),
+      top_by_recall_score: (batch) => {
         const kept = [...batch.rows()]
           .sort((a, b) => b.recallScore - a.recallScore)
           .slice(0, funnel.prerank.keep);
         for (const c of kept) c.prerankScore = c.recallScore;
-        batch = CandidateFlow.fromRows(kept);
-        modelVersions.prerank = "fallback:recall_score";
-      }
-      if (funnel.stopAfter === "prerank") return this.localRerank(userView, batch.rows(), input);
-
-      // Rank.
-      try {
-        const sent = batch.size;
-        const { res, ranked } = await guarded("rank", async () => {
-          const res = await this.clients.rank.rank(
-            { user, candidates: batch.wire() },
-            callOpts(funnel.rank.budgetMs),
-          );
-          // a broken contract counts against the stage like a failed call
-          const ranked = CandidateFlow.fromWire(res.candidates);
-          if (ranked.size !== sent)
-            throw new Error(`rank broke its contract: sent ${sent}, got ${ranked.size}`);
-          return { res, ranked };
-        });
-        batch = ranked;
-        for (const d of res.degradations) degrade(d);
-        modelVersions.rank = res.modelVersion;
-      } catch (err) {
-        degrade("rank_fallback", cause(err));
+        return CandidateFlow.fromRows(kept);
+      },
+      prerank_scores: (batch) => {
         const rows = batch.rows();
         for (const c of rows) c.score = c.prerankScore;
-        batch = CandidateFlow.fromRows(rows);
-        modelVersions.rank = "fallback:prerank_score";
-      }
-      if (funnel.stopAfter === "rank") return this.localRerank(userView, batch.rows(), input);
+        return CandidateFlow.fromRows(rows);
+      },
+      rank_order: (batch) => CandidateFlow.fromRows(this.localRerank(userView, batch.rows(), input)),
+    };
 
-      // Rerank.
+    // The executor: every stage of the funnel in order, each behind its breaker and budget, failing
+    // open by its policy; an evaluation's `stopAfter` answers with the batch as it leaves that stage.
+    let batch = CandidateFlow.fromRows([]);
+    let final: Candidate[] | undefined;
+    for (const step of STAGE_STEPS) {
       try {
-        const res = await guarded("rerank", () =>
-          this.clients.rerank.rerank(
-            {
-              user,
-              candidates: batch.wire(),
-              count: input.count,
-              excludeItemIds: [...input.excludeItemIds],
-              scoreWeights: funnel.rerank.weights,
-              query: input.query,
-            },
-            callOpts(funnel.rerank.budgetMs),
-          ),
-        );
-        modelVersions.rerank = res.policyVersion;
-        return decodeCandidates(res.candidates);
+        const out = await guarded(step.id, () => call[step.id](batch, callOpts(funnel[step.id].budgetMs)));
+        batch = out.batch;
+        for (const d of out.degradations) degrade(d);
+        Object.assign(modelVersions, out.versions);
       } catch (err) {
-        degrade("rerank_fallback", cause(err));
-        modelVersions.rerank = "fallback:rank_order";
-        return this.localRerank(userView, batch.rows(), input);
+        degrade(step.degradation, cause(err));
+        batch = failOpen[step.onFailure](batch);
+        modelVersions[step.id] = step.fallbackVersion;
       }
-    })();
+      if (step.id === "recall" && batch.size === 0) {
+        degrade("recall_empty");
+        batch = failOpen.popular(batch);
+      }
+      if (step.id === funnel.stopAfter) {
+        final = this.localRerank(userView, batch.rows(), input);
+        break;
+      }
+    }
+    final ??= batch.rows();
 
     // `count` items whenever the catalogue has them: a short (or empty) answer is
     // filled from popular items the user has not seen. Fallback paths can come up
@@ -310,7 +305,6 @@ export class FunnelRunner {
 
   /** Score order (the last stage's score) with de-duplication and filters still applied. */
   private localRerank(user: UserView, candidates: Candidate[], input: RecommendInput): Candidate[] {
-    const exclude = new Set(input.excludeItemIds);
     const ctx: StageContext = {
       requestId: input.requestId,
       user,
@@ -318,16 +312,8 @@ export class FunnelRunner {
       query: input.query,
       deadline: 0,
     };
-    const kept = runFilters(
-      [
-        duplicateItemsFilter,
-        seenItemsFilter,
-        blockedItemsFilter,
-        idSetFilter("excluded_items", () => exclude),
-      ],
-      ctx,
-      candidates,
-      (id, n) => this.metrics.filtered.inc({ filter: id }, n),
+    const kept = runFilters(answerFilters(input.excludeItemIds), ctx, candidates, (id, n) =>
+      this.metrics.filtered.inc({ filter: id }, n),
     );
     return kept.sort(byScoreDesc).slice(0, input.count);
   }

@@ -5,17 +5,14 @@
  * query matches first (with a query), reasons.
  */
 import {
-  blockedItemsFilter,
+  answerFilters,
   type Candidate,
   type ContentTable,
-  duplicateItemsFilter,
   type ItemCatalog,
-  idSetFilter,
   type Metrics,
   runFilters,
   type Selector,
   type StageContext,
-  seenItemsFilter,
 } from "@recsys/shared";
 import {
   freshSlotsSelector,
@@ -56,17 +53,8 @@ export class RerankPolicy {
     excludeItemIds: readonly string[],
     weights: Readonly<Record<string, number>>,
   ): Candidate[] {
-    const exclude = new Set(excludeItemIds);
-    const filtered = runFilters(
-      [
-        duplicateItemsFilter,
-        seenItemsFilter,
-        blockedItemsFilter,
-        idSetFilter("excluded_items", () => exclude),
-      ],
-      ctx,
-      candidates,
-      (id, n) => this.metrics?.filtered.inc({ filter: id }, n),
+    const filtered = runFilters(answerFilters(excludeItemIds), ctx, candidates, (id, n) =>
+      this.metrics?.filtered.inc({ filter: id }, n),
     );
     const hasQuery = ctx.query.trim().length > 0;
     const selectors: Selector[] = [

@@ -102,6 +102,21 @@ export const duplicateItemsFilter: Filter = {
 };
 
 /** Runs filters in order, reporting how many each removed. */
+/**
+ * The filters every answer passes, in order: duplicates, the user's seen and
+ * blocked items, the request's exclusions. Rerank's policy runs them, and so
+ * does the gateway when it answers without rerank (a fallback, an evaluation's cut).
+ */
+export function answerFilters(excludeItemIds: readonly string[]): Filter[] {
+  const exclude = new Set(excludeItemIds);
+  return [
+    duplicateItemsFilter,
+    seenItemsFilter,
+    blockedItemsFilter,
+    idSetFilter("excluded_items", () => exclude),
+  ];
+}
+
 export function runFilters(
   filters: readonly Filter[],
   ctx: StageContext,
