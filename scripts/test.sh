@@ -44,4 +44,7 @@ echo "[test] ${#specs[@]} test files" >&2
 # One file at a time: the end-to-end files start five processes each on 2 cores.
 # --test-force-exit: a file whose test failed before it closed its consumers or
 # servers would otherwise keep its process, and the whole run, alive.
-node --test --test-concurrency=1 --test-force-exit --test-reporter=spec "${specs[@]}"
+# --import test-exit-guard.mjs: a test file's process that exits 0 before its tests are done is
+# reported with the caller's stack (node's runner alone drops its remaining tests silently).
+node --test --import "$ROOT/scripts/test-exit-guard.mjs" --test-concurrency=1 --test-force-exit \
+  --test-reporter=spec "${specs[@]}"
