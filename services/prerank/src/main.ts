@@ -11,7 +11,7 @@ import {
   requireUser,
   watchRankingModel,
 } from "@recsys/shared";
-import { openItemTables } from "@recsys/shared/bus";
+import { stageItemTables } from "@recsys/shared/bus";
 import { PrerankService } from "@recsys/shared/gen/recsys/prerank/v1/prerank_service_pb.js";
 import { prerankConfigSpec } from "./config.js";
 import { prerankScorer } from "./model.js";
@@ -44,21 +44,10 @@ rt.server.add(PrerankService, {
 });
 
 await rt.start(cfg.RECSYS_PRERANK_ADDR);
-// The catalogue, the content vectors and their items follower: shared with the other services of this
-// process (co-located layout), kept current from the items topic.
-const tables = await openItemTables({
-  service: "prerank",
-  cfg,
-  logger: rt.logger,
-  metrics: rt.metrics,
-  content: true,
-  follow: true,
-});
-rt.onShutdown(() => tables.release());
-const { catalog } = tables;
-const content = tables.content!;
+// The catalogue and the content vectors, kept current from the items topic; shared with the other
+// services of this process (co-located layout).
+const { catalog, content } = await stageItemTables(rt, "prerank");
 rt.metrics.setModelVersion("prerank.content", content.version);
-await tables.feed!.waitCaughtUp(10_000);
 
 // The prerank model, hot-swapped from the model store, on an ONNX worker thread; its item tower
 // runs once per item and version (ItemVectorTable), its scoring per request.

@@ -9,7 +9,7 @@ import {
   requireUser,
   watchRankingModel,
 } from "@recsys/shared";
-import { openItemTables } from "@recsys/shared/bus";
+import { stageItemTables } from "@recsys/shared/bus";
 import { RankService } from "@recsys/shared/gen/recsys/rank/v1/rank_service_pb.js";
 import { rankConfigSpec } from "./config.js";
 import { em3Scorer } from "./em3.js";
@@ -35,21 +35,10 @@ rt.server.add(RankService, {
 });
 
 await rt.start(cfg.RECSYS_RANK_ADDR);
-// The catalogue, the content vectors and their items follower: shared with the other services of this
-// process (co-located layout), kept current from the items topic.
-const tables = await openItemTables({
-  service: "rank",
-  cfg,
-  logger: rt.logger,
-  metrics: rt.metrics,
-  content: true,
-  follow: true,
-});
-rt.onShutdown(() => tables.release());
-const { catalog } = tables;
-const content = tables.content!;
+// The catalogue and the content vectors, kept current from the items topic; shared with the other
+// services of this process (co-located layout).
+const { catalog, content } = await stageItemTables(rt, "rank");
 rt.metrics.setModelVersion("rank.content", content.version);
-await tables.feed!.waitCaughtUp(10_000);
 
 // The em3 model, hot-swapped from the model store, on ONNX worker threads.
 const pool = new OnnxPool({

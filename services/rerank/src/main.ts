@@ -7,7 +7,7 @@ import {
   requireMaxLength,
   requireUser,
 } from "@recsys/shared";
-import { openItemTables } from "@recsys/shared/bus";
+import { stageItemTables } from "@recsys/shared/bus";
 import { RerankService } from "@recsys/shared/gen/recsys/rerank/v1/rerank_service_pb.js";
 import { rerankConfigSpec } from "./config.js";
 import { RerankPolicy } from "./policy.js";
@@ -38,19 +38,9 @@ rt.server.add(RerankService, {
 });
 
 await rt.start(cfg.RECSYS_RERANK_ADDR);
-// The catalogue, the content vectors and their items follower: shared with the other services of this
-// process (co-located layout), kept current from the items topic.
-const tables = await openItemTables({
-  service: "rerank",
-  cfg,
-  logger: rt.logger,
-  metrics: rt.metrics,
-  content: true,
-  follow: true,
-});
-rt.onShutdown(() => tables.release());
-const { catalog } = tables;
-const content = tables.content!;
+// The catalogue and the content vectors, kept current from the items topic; shared with the other
+// services of this process (co-located layout).
+const { catalog, content } = await stageItemTables(rt, "rerank");
 rt.metrics.setModelVersion("rerank.content", content.version);
 policy = new RerankPolicy(
   catalog,
@@ -65,5 +55,4 @@ policy = new RerankPolicy(
   content,
 );
 rt.metrics.setModelVersion("rerank", policy.version);
-await tables.feed!.waitCaughtUp(10_000);
 rt.ready();

@@ -425,19 +425,6 @@ def export(model, path: Path, inputs: list[str], outputs: list[str], probe: dict
     onnx.save(proto, str(path), save_as_external_data=False)
 
 
-@torch.no_grad()
-def parity(model, path: Path, inputs: list[str], outputs: list[str], probe: dict) -> float:
-    import onnxruntime as ort
-
-    ref = model(*(torch.from_numpy(probe[n]) for n in inputs))
-    ref = ref if isinstance(ref, tuple) else (ref,)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    got = sess.run(outputs, {n: probe[n] for n in inputs})
-    return max(float(np.abs(a - b.numpy()).max()) for a, b in zip(got, ref))
-
-
 def signature(inputs: list[str], outputs: list[str], probe: dict) -> dict:
     """The tensor contract of one graph, read off the probe's shapes (candidates are the dynamic axis)."""
     L = int(probe["hist_item_idx"].shape[1])

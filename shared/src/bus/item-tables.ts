@@ -18,6 +18,7 @@ import type { Interaction } from "../data/dataset.js";
 import { ContentTable } from "../encoder/content-table.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
+import type { Runtime } from "../runtime.js";
 import type { BusConfig } from "./config.js";
 import { followItemsIntoCatalog, type ItemFeed, type ItemFeedConfig } from "./items.js";
 
@@ -111,4 +112,26 @@ export async function openItemTables(options: {
       if (own.feed) await (await own.feed).stop();
     },
   };
+}
+
+/**
+ * The item tables of a stage that scores items (prerank, rank, rerank): with
+ * the content vectors and the items follower, released when the service
+ * stops, and caught up with the items topic (up to 10 s) before it returns.
+ */
+export async function stageItemTables(
+  rt: Pick<Runtime<ItemTablesConfig>, "config" | "logger" | "metrics" | "onShutdown">,
+  service: string,
+): Promise<{ readonly catalog: ItemCatalog; readonly content: ContentTable }> {
+  const tables = await openItemTables({
+    service,
+    cfg: rt.config,
+    logger: rt.logger,
+    metrics: rt.metrics,
+    content: true,
+    follow: true,
+  });
+  rt.onShutdown(() => tables.release());
+  await tables.feed!.waitCaughtUp(10_000);
+  return { catalog: tables.catalog, content: tables.content! };
 }
